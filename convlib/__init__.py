@@ -1,4 +1,4 @@
-"""convlib: conversion rate and conversion time of messaging campaigns, as the data contract defines them."""
+"""convlib: conversion rate and time of messaging campaigns, as the data contract defines them."""
 
 from __future__ import annotations
 

@@ -101,7 +101,9 @@ def parse_breakdown(value: str | None) -> str | None:
         return None
     text = str(value).strip().lower()
     if text not in BREAKDOWNS:
-        raise ContractError(f"unknown breakdown {value!r}: use one of none, {', '.join(BREAKDOWNS)}")
+        raise ContractError(
+            f"unknown breakdown {value!r}: use one of none, {', '.join(BREAKDOWNS)}"
+        )
     return text
 
 

@@ -1,4 +1,4 @@
-"""From engine rollups to the contract's metric table: rates, Wilson intervals, provisional flags."""
+"""From engine rollups to the contract's metric table: rates, Wilson intervals, provisional."""
 
 from __future__ import annotations
 

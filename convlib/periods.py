@@ -1,9 +1,10 @@
 """Calendar logic: time zones, local dates, buckets (day / ISO week / month) and slots.
 
-The engine stores each delivery as a UTC *slot* (a 15-minute step since the epoch). Every time zone
-in use today has an offset that is a whole number of quarter hours, so a local midnight is always a
-slot boundary and a slot belongs to exactly one local date. Mapping slots to buckets happens here, in
-Python with ``zoneinfo``, so DST rules are the standard library's, not an engine's.
+The engine places each delivery in a UTC *slot*: an hour since the epoch, or a half or quarter
+hour for zones such as Asia/Kolkata or Asia/Kathmandu. The slot length is chosen so that every local
+midnight of the report's zone is a slot boundary, so a slot belongs to exactly one local date.
+Mapping slots to buckets happens here, in Python with ``zoneinfo``, so DST rules are the standard
+library's, not an engine's.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pandas as pd
 from convlib.contract import ContractError, Granularity
 
 __all__ = [
-    "SLOT_US",
+    "SLOT_LENGTHS_US",
     "BucketPlan",
     "bucket_start",
     "local_midnight_us",
@@ -27,10 +28,12 @@ __all__ = [
     "parse_date",
     "parse_tz",
     "plan_buckets",
+    "slot_length_us",
     "us_to_local_date",
 ]
 
-SLOT_US = 15 * 60 * 1_000_000  # 15 minutes in microseconds: the quantum of every UTC offset in use
+MINUTE_US = 60 * 1_000_000
+SLOT_LENGTHS_US = (60 * MINUTE_US, 30 * MINUTE_US, 15 * MINUTE_US)  # longest first
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
@@ -92,6 +95,16 @@ def _next_bucket(label: dt.date, granularity: Granularity) -> dt.date:
     return (label.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
 
 
+def slot_length_us(tz: ZoneInfo, lo_us: int, hi_us: int) -> int:
+    """The longest slot (1 h, 30 min, 15 min) that divides every offset of ``tz`` in a span."""
+    first, transitions = offset_transitions(tz, lo_us, hi_us)
+    offsets = [first, *(offset for _, offset in transitions)]
+    for length in SLOT_LENGTHS_US:
+        if all(offset % length == 0 for offset in offsets):
+            return length
+    raise ContractError(f"time zone {tz.key} has an offset that is not a whole quarter hour")
+
+
 @dataclass(frozen=True)
 class BucketPlan:
     """The buckets of a period in a time zone, and the slots each one covers.
@@ -102,6 +115,7 @@ class BucketPlan:
 
     start: dt.date
     end: dt.date
+    slot_us: int
     slot_lo: int
     slot_hi: int
     slots: pd.DataFrame  # columns: slot (int64), period (date)
@@ -109,7 +123,7 @@ class BucketPlan:
 
 
 def plan_buckets(
-    start: dt.date, end: dt.date, tz: ZoneInfo, granularity: Granularity
+    start: dt.date, end: dt.date, tz: ZoneInfo, granularity: Granularity, slot_us: int
 ) -> BucketPlan:
     """Cut ``start..end`` (local dates, inclusive) into buckets and map UTC slots onto them."""
     if end < start:
@@ -125,11 +139,11 @@ def plan_buckets(
         ends_us[label] = min(local_midnight_us(next_first, tz), period_end_us)
     edges = [*bounds_us, period_end_us]
     for edge in edges:
-        if edge % SLOT_US:
+        if edge % slot_us:
             raise ContractError(
                 f"time zone {tz.key} has an offset that is not a whole quarter hour in this period"
             )
-    slot_edges = np.asarray(edges, dtype=np.int64) // SLOT_US
+    slot_edges = np.asarray(edges, dtype=np.int64) // slot_us
     counts = np.diff(slot_edges)
     slots = pd.DataFrame(
         {
@@ -137,7 +151,7 @@ def plan_buckets(
             "period": np.repeat(np.asarray(labels, dtype="datetime64[D]"), counts),
         }
     )
-    return BucketPlan(start, end, int(slot_edges[0]), int(slot_edges[-1]), slots, ends_us)
+    return BucketPlan(start, end, slot_us, int(slot_edges[0]), int(slot_edges[-1]), slots, ends_us)
 
 
 def _buckets(

@@ -28,14 +28,15 @@ from convlib.contract import (
 )
 from convlib.metrics import finish_metrics
 from convlib.periods import (
-    SLOT_US,
     BucketPlan,
+    local_midnight_us,
     parse_date,
     parse_tz,
     plan_buckets,
+    slot_length_us,
     us_to_local_date,
 )
-from convlib.sources import load_tables, resolve_location
+from convlib.sources import LoadedTable, load_tables, resolve_location
 
 __all__ = ["FilterWarning", "Source", "open_source"]
 
@@ -50,90 +51,87 @@ def open_source(
     location: str | os.PathLike[str] | BaseBackend | None = None,
     *,
     source_tz: str | None = None,
+    cache: bool = True,
 ) -> Source:
     """Open and validate a source: a folder (Parquet/CSV), a DuckDB file, an Ibis URL or backend.
 
     ``source_tz`` is the zone of timestamps that carry no offset (default UTC). With no
-    ``location``, the bundled sample in ``data/sample`` is opened.
+    ``location``, the bundled sample in ``data/sample`` is opened. ``cache=True`` (for
+    interactive use) builds compact tables in the backend on the first question so that later
+    questions are fast; ``cache=False`` (one-shot runs) answers each question from the raw tables.
     """
     tz = parse_tz(source_tz)
     con, raw, description = resolve_location(location)
     tables = load_tables(con, raw, tz)
-    return Source(con, tables["messages"], tables["conversions"], description, tz)
+    return Source(con, tables["messages"], tables["conversions"], description, tz, cache=cache)
 
 
 class Source:
-    """An opened, validated source; answers metric and data-quality questions.
-
-    Per-message facts are materialized in the backend on the first question, so later
-    questions (a dashboard changing filters) scan one compact table instead of re-joining.
-    """
+    """An opened, validated source; answers metric and data-quality questions."""
 
     def __init__(
         self,
         con: BaseBackend,
-        messages: ir.Table,
-        conversions: ir.Table,
+        messages: LoadedTable,
+        conversions: LoadedTable,
         description: str,
         source_tz: ZoneInfo,
+        *,
+        cache: bool = True,
     ) -> None:
         self.con = con
-        self.messages = messages
-        self.conversions = conversions
+        self.messages = messages.table
+        self.conversions = conversions.table
         self.description = description
         self.source_tz = source_tz
+        self.cache = cache
+        self._loaded = {"messages": messages, "conversions": conversions}
         self._plans: dict[tuple[Any, ...], BucketPlan] = {}
+        self._tables: dict[int, tuple[ir.Table, ir.Table]] = {}
         self._quality: dict[str, dict[str, dict[str, int]]] = {}
 
     def __repr__(self) -> str:
         return f"Source({self.description!r})"
 
-    # -- cached facts -------------------------------------------------------------------------
+    # -- what the source holds ----------------------------------------------------------------
     @cached_property
     def facts(self) -> ir.Table:
-        """Per-message facts of in-scope messages, materialized once (see ``convlib.engine``)."""
-        return engine.in_scope_facts(self.messages, self.conversions).order_by("slot").cache()
+        """Per-message facts of in-scope messages (see ``convlib.engine``); materialized when
+        the source caches."""
+        facts = engine.in_scope_facts(self.messages, self.conversions)
+        return facts.cache() if self.cache else facts
 
-    @cached_property
+    def _cached_tables(self, slot_us: int) -> tuple[ir.Table, ir.Table]:
+        """The ``cells`` and ``converted`` tables for a slot length, built once."""
+        if slot_us not in self._tables:
+            self._tables[slot_us] = (
+                engine.cells(self.facts, slot_us).cache(),
+                engine.converted_facts(self.facts, slot_us).cache(),
+            )
+        return self._tables[slot_us]
+
+    @property
     def as_of_us(self) -> int | None:
         """The latest timestamp anywhere in the source, in microseconds (None when empty)."""
-        m, c = self.messages, self.conversions
-        latest = self.con.execute(
-            m.aggregate(a=m.sent_us.max(), b=m.delivered_us.max()).cross_join(
-                c.aggregate(c=c.converted_us.max())
-            )
-        ).iloc[0]
-        values = [int(v) for v in latest.tolist() if v is not None and v == v]
-        return max(values) if values else None
+        spans = [
+            *self._loaded["messages"].spans.values(),
+            *self._loaded["conversions"].spans.values(),
+        ]
+        latest = [high for _, high in spans if high is not None]
+        return max(latest) if latest else None
 
-    @cached_property
-    def _slot_range(self) -> tuple[int, int] | None:
-        f = self.facts
-        row = self.con.execute(f.aggregate(lo=f.slot.min(), hi=f.slot.max())).iloc[0]
-        if row["lo"] is None or row["lo"] != row["lo"]:
-            return None
-        return int(row["lo"]), int(row["hi"])
-
-    def dimension_values(self, dimension: str) -> list[str]:
-        """Every value of ``channel``, ``country`` or ``campaign`` in the messages, sorted."""
-        return list(self._dimension_values[dimension])
-
-    @cached_property
-    def _dimension_values(self) -> dict[str, tuple[str, ...]]:
-        values = {}
-        for dimension in BREAKDOWNS:
-            column = self.messages[dimension]
-            frame = self.con.execute(self.messages.select(column).distinct())
-            values[dimension] = tuple(sorted(str(v) for v in frame[dimension].tolist()))
-        return values
+    @property
+    def message_count(self) -> int:
+        """Rows in the messages table, duplicates included."""
+        return self._loaded["messages"].rows
 
     def data_range(self, tz: str | None = None) -> tuple[dt.date, dt.date] | None:
-        """First and last local delivery date of in-scope messages, or None with none."""
+        """First and last local delivery date in the source, or None when nothing was delivered."""
         zone = parse_tz(tz)
-        if self._slot_range is None:
+        lo, hi = self._loaded["messages"].spans["delivered_us"]
+        if lo is None or hi is None:
             return None
-        lo, hi = self._slot_range
-        return us_to_local_date(lo * SLOT_US, zone), us_to_local_date(hi * SLOT_US, zone)
+        return us_to_local_date(lo, zone), us_to_local_date(hi, zone)
 
     def as_of(self, tz: str | None = None) -> dt.datetime | None:
         """The data's as-of time in ``tz`` (default UTC)."""
@@ -141,6 +139,19 @@ class Source:
             return None
         moment = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=self.as_of_us)
         return moment.astimezone(parse_tz(tz))
+
+    def dimension_values(self, dimension: str) -> list[str]:
+        """Every value of ``channel``, ``country`` or ``campaign`` in the messages, sorted."""
+        if dimension not in BREAKDOWNS:
+            raise ContractError(f"unknown dimension {dimension!r}: use one of {BREAKDOWNS}")
+        if dimension not in self._dimension_values:
+            frame = self.con.execute(self.messages.select(dimension).distinct())
+            self._dimension_values[dimension] = sorted(str(v) for v in frame[dimension])
+        return list(self._dimension_values[dimension])
+
+    @cached_property
+    def _dimension_values(self) -> dict[str, list[str]]:
+        return {}
 
     # -- questions -----------------------------------------------------------------------------
     def metrics(
@@ -168,19 +179,14 @@ class Source:
             return finish_metrics(pd.DataFrame(), parse_breakdown(breakdown), {}, 0, None)
         plan, window_w, breakdown_b, filter_lists, as_of_value = query
         slots = ibis.memtable(plan.slots)
-        expression = engine.rollup(
-            self.facts,
-            slots,
-            plan.slot_lo,
-            plan.slot_hi,
-            window_w.microseconds,
-            breakdown_b,
-            filter_lists,
-        )
+        bounds = (plan.slot_lo, plan.slot_hi, window_w.microseconds, breakdown_b, filter_lists)
+        if self.cache:
+            cell_table, converted_table = self._cached_tables(plan.slot_us)
+            expression = engine.rollup_cached(cell_table, converted_table, slots, *bounds)
+        else:
+            expression = engine.rollup_direct(self.facts, slots, plan.slot_us, *bounds)
         rollup = self.con.to_pyarrow(expression).to_pandas()
-        return finish_metrics(
-            rollup, breakdown_b, plan.ends_us, window_w.microseconds, as_of_value
-        )
+        return finish_metrics(rollup, breakdown_b, plan.ends_us, window_w.microseconds, as_of_value)
 
     def _query(
         self,
@@ -210,7 +216,10 @@ class Source:
         end_d = end_d or max(span[1], start_d)
         key = (start_d, end_d, zone.key, granularity_g)
         if key not in self._plans:
-            self._plans[key] = plan_buckets(start_d, end_d, zone, granularity_g)
+            lo_us = local_midnight_us(start_d, zone)
+            hi_us = local_midnight_us(end_d + dt.timedelta(days=1), zone)
+            slot_us = slot_length_us(zone, lo_us, hi_us)
+            self._plans[key] = plan_buckets(start_d, end_d, zone, granularity_g, slot_us)
         return self._plans[key], window_w, breakdown_b, filter_lists, as_of_value
 
     def _filters(self, filters: Filters | None) -> dict[str, list[str]]:
@@ -223,8 +232,7 @@ class Source:
             chosen = [values] if isinstance(values, str) else [str(v) for v in values]
             if not chosen:
                 continue
-            known = set(self._dimension_values[dimension])
-            unknown = [v for v in chosen if v not in known]
+            unknown = self._unknown_values(dimension, chosen)
             if unknown:
                 warnings.warn(
                     f"{dimension} {', '.join(map(repr, unknown))} matches no message in "
@@ -234,6 +242,18 @@ class Source:
                 )
             lists[dimension] = chosen
         return lists
+
+    def _unknown_values(self, dimension: str, chosen: list[str]) -> list[str]:
+        """The chosen values that no message has (one small query, remembered)."""
+        if dimension in self._dimension_values:
+            known = set(self._dimension_values[dimension])
+        else:
+            column = self.messages[dimension]
+            found = self.con.execute(
+                self.messages.filter(column.isin(chosen)).select(column).distinct()
+            )
+            known = set(found[dimension].astype(str))
+        return [v for v in chosen if v not in known]
 
     def _as_of_us(self, as_of: str | dt.datetime | None) -> int | None:
         if as_of is None or as_of == "":
@@ -265,19 +285,15 @@ class Source:
         conversions = self.con.execute(
             engine.conversion_quality(self.messages, self.conversions, window.microseconds)
         ).iloc[0]
-        f = self.facts
-        converted = int(
-            self.con.execute(f.aggregate(n=(f.delay_us <= window.microseconds).sum())).iloc[0]["n"]
-            or 0
-        )
-        qualifying = _int(conversions["qualifying"])
+        total = self.message_count
+        converted = _int(conversions["converted_messages"])
         return {
             "messages": {
-                "total": _int(messages["total"]),
+                "total": total,
                 "in_scope": _int(messages["in_scope"]),
                 "not_delivered": _int(messages["not_delivered"]),
                 "tracking_off": _int(messages["tracking_off"]),
-                "duplicate_message_id": _int(messages["total"]) - _int(messages["kept"]),
+                "duplicate_message_id": total - _int(messages["kept"]),
             },
             "conversions": {
                 "total": _int(conversions["total"]),
@@ -286,11 +302,10 @@ class Source:
                 "message_not_in_scope": _int(conversions["message_not_in_scope"]),
                 "before_delivery": _int(conversions["before_delivery"]),
                 "after_window": _int(conversions["after_window"]),
-                "repeat": qualifying - converted,
+                "repeat": _int(conversions["qualifying"]) - converted,
             },
         }
 
 
 def _int(value: Any) -> int:
     return 0 if value is None or value != value else int(value)
-

@@ -26,14 +26,13 @@ import ibis.expr.types as ir
 from ibis.backends import BaseBackend
 
 from convlib.contract import TABLE_COLUMNS, ColumnSpec, ContractError
+from convlib.dialects import epoch_us
 from convlib.periods import offset_transitions, parse_tz
 
-__all__ = ["DEFAULT_SOURCE", "TableInput", "load_tables", "resolve_location"]
+__all__ = ["DEFAULT_SOURCE", "LoadedTable", "TableInput", "load_tables", "resolve_location"]
 
 DEFAULT_SOURCE = Path(__file__).resolve().parent.parent / "data" / "sample"
 
-_EPOCH_UTC = ibis.timestamp("1970-01-01 00:00:00", timezone="UTC")
-_EPOCH_NAIVE = ibis.timestamp("1970-01-01 00:00:00")
 _OFFSET_SUFFIX = r"([Zz]|[+-]\d\d(:?\d\d)?)$"
 _TRUE_TEXT = ("true", "1")
 _FALSE_TEXT = ("false", "0")
@@ -64,13 +63,13 @@ def resolve_location(
         return con, _backend_tables(con, text), text
     path = Path(text)
     if path.is_dir():
-        con = ibis.duckdb.connect()
+        con = _duckdb(None)
         return con, _folder_tables(con, path), str(path)
     if path.is_file():
         if path.stat().st_size == 0:
             raise ContractError(f"{path}: the file is empty")
         try:
-            con = ibis.duckdb.connect(str(path), read_only=True)
+            con = _duckdb(path)
         except Exception as exc:
             raise ContractError(f"{path}: not a DuckDB database: {_first_line(exc)}") from None
         return con, _backend_tables(con, str(path)), str(path)
@@ -78,6 +77,16 @@ def resolve_location(
         f"{path}: no such folder or file (a source is a folder with messages and conversions "
         "as Parquet or CSV, or a DuckDB database file)"
     )
+
+
+def _duckdb(path: Path | None) -> BaseBackend:
+    """A DuckDB connection (in memory, or a read-only database file) with no progress bar."""
+    if path is None:
+        con = ibis.duckdb.connect()
+    else:
+        con = ibis.duckdb.connect(str(path), read_only=True)
+    con.con.execute("SET enable_progress_bar = false")  # a terminal bar would corrupt CLI output
+    return con
 
 
 def _first_line(exc: BaseException) -> str:
@@ -119,9 +128,18 @@ def _backend_tables(con: BaseBackend, label: str) -> dict[str, TableInput]:
     return tables
 
 
+@dataclass(frozen=True)
+class LoadedTable:
+    """A canonical table and what one pass over it found: its rows and its timestamps' span."""
+
+    table: ir.Table
+    rows: int
+    spans: dict[str, tuple[int | None, int | None]]  # canonical *_us column -> (min, max)
+
+
 def load_tables(
     con: BaseBackend, raw: dict[str, TableInput], source_tz: str | ZoneInfo | None
-) -> dict[str, ir.Table]:
+) -> dict[str, LoadedTable]:
     """Validate both raw tables and return them in canonical form (see the module docstring)."""
     tz = source_tz if isinstance(source_tz, ZoneInfo) else parse_tz(source_tz)
     canonical = {}
@@ -132,7 +150,7 @@ def load_tables(
 
 def _canonical_table(
     con: BaseBackend, raw: TableInput, specs: tuple[ColumnSpec, ...], tz: ZoneInfo, name: str
-) -> ir.Table:
+) -> LoadedTable:
     table, label = raw.table, raw.label
     schema = table.schema()
     for spec in specs:
@@ -141,20 +159,49 @@ def _canonical_table(
             raise ContractError(
                 f"{label}: required column {spec.name!r} is missing (columns found: {found})"
             )
-    naive_range = _naive_wall_range(con, table, specs, label) if tz.key != "UTC" else None
+    naive_range = _naive_wall_range(con, table, specs) if tz.key != "UTC" else None
     columns: dict[str, ir.Value] = {}
     problems: dict[str, ir.BooleanValue] = {}
     for spec in specs:
         present = spec.name in schema
         column = table[spec.name] if present else None
-        value, bad = _convert(column, spec, label, tz, naive_range)
+        value, bad = _convert(column, spec, label, tz, naive_range, con.name)
         columns[_canonical_name(spec)] = value
         if bad is not None:
             problems[spec.name] = bad
         if spec.required and column is not None:
             problems[f"{spec.name}:null"] = column.isnull()
-    _raise_first_problem(con, table, label, problems, empty_ok=name == "conversions")
-    return table.select(**columns)
+    canonical = table.select(**columns)
+    stamps = [c for c in columns if c.endswith("_us")]
+    profile = _profile(con, table, columns, problems, stamps)
+    _raise_first_problem(con, table, label, problems, profile, empty_ok=name == "conversions")
+    spans = {c: (_opt_int(profile[f"{c}_min"]), _opt_int(profile[f"{c}_max"])) for c in stamps}
+    return LoadedTable(canonical, int(profile["rows"]), spans)
+
+
+def _profile(
+    con: BaseBackend,
+    table: ir.Table,
+    columns: dict[str, ir.Value],
+    problems: dict[str, ir.BooleanValue],
+    stamps: list[str],
+) -> dict[str, Any]:
+    """One pass over a table: its rows, how many values break each rule, timestamp spans."""
+    flagged = table.select(
+        **{c: columns[c] for c in stamps},
+        **{f"p{i}": cond.fill_null(False) for i, cond in enumerate(problems.values())},
+    )
+    measures: dict[str, ir.Scalar] = {"rows": flagged.count()}
+    for i in range(len(problems)):
+        measures[f"p{i}"] = flagged[f"p{i}"].sum()
+    for c in stamps:
+        measures[f"{c}_min"] = flagged[c].min()
+        measures[f"{c}_max"] = flagged[c].max()
+    return con.execute(flagged.aggregate(**measures)).iloc[0].to_dict()
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None or value != value else int(value)
 
 
 def _canonical_name(spec: ColumnSpec) -> str:
@@ -171,6 +218,7 @@ def _convert(
     label: str,
     tz: ZoneInfo,
     naive_range: tuple[int, int] | None,
+    backend: str,
 ) -> tuple[ir.Value, ir.BooleanValue | None]:
     """Return the canonical value of one column and the condition that flags a bad value."""
     if column is None:  # an optional column that the source does not have
@@ -186,7 +234,7 @@ def _convert(
         return (text.fill_null("") if not spec.required else text), None
     if spec.kind == "boolean":
         return _convert_boolean(column, dtype, label, spec.name)
-    return _convert_timestamp(column, dtype, label, spec.name, tz, naive_range)
+    return _convert_timestamp(column, dtype, label, spec.name, tz, naive_range, backend)
 
 
 def _convert_boolean(
@@ -212,20 +260,21 @@ def _convert_timestamp(
     name: str,
     tz: ZoneInfo,
     naive_range: tuple[int, int] | None,
+    backend: str,
 ) -> tuple[ir.Value, ir.BooleanValue | None]:
     if dtype.is_timestamp() and dtype.timezone is not None:
-        return column.delta(_EPOCH_UTC, unit="microsecond"), None
+        return epoch_us(column, backend), None
     if dtype.is_timestamp() or dtype.is_date():
-        wall = column.cast("timestamp").delta(_EPOCH_NAIVE, unit="microsecond")
+        wall = epoch_us(column.cast("timestamp"), backend)
         return _localize(wall, tz, naive_range), None
     if dtype.is_string():
         text = column.strip()
         aware = text.try_cast("timestamp('UTC')")
         naive = text.try_cast("timestamp")
         has_offset = text.re_search(_OFFSET_SUFFIX)
-        wall = naive.delta(_EPOCH_NAIVE, unit="microsecond")
+        wall = epoch_us(naive, backend)
         value = ibis.cases(
-            (has_offset, aware.delta(_EPOCH_UTC, unit="microsecond")),
+            (has_offset, epoch_us(aware, backend)),
             else_=_localize(wall, tz, naive_range),
         )
         empty = column.isnull() | (text == "")
@@ -246,7 +295,7 @@ def _localize(wall_us: ir.IntegerValue, tz: ZoneInfo, naive_range: tuple[int, in
 
 
 def _naive_wall_range(
-    con: BaseBackend, table: ir.Table, specs: tuple[ColumnSpec, ...], label: str
+    con: BaseBackend, table: ir.Table, specs: tuple[ColumnSpec, ...]
 ) -> tuple[int, int] | None:
     """The span of naive wall times in the table, to know which DST changes apply to it."""
     walls = []
@@ -261,7 +310,7 @@ def _naive_wall_range(
             column = column.strip().try_cast("timestamp")
         elif not (dtype.is_timestamp() or dtype.is_date()):
             continue
-        wall = column.cast("timestamp").delta(_EPOCH_NAIVE, unit="microsecond")
+        wall = epoch_us(column.cast("timestamp"), con.name)
         walls += [wall.min(), wall.max()]
     if not walls:
         return None
@@ -275,20 +324,15 @@ def _raise_first_problem(
     table: ir.Table,
     label: str,
     problems: dict[str, ir.BooleanValue],
+    profile: dict[str, Any],
     *,
     empty_ok: bool,
 ) -> None:
-    """Count bad values in one pass; on the first problem raise with an example row."""
-    counts = con.execute(
-        table.aggregate(
-            rows=table.count(),
-            **{f"p{i}": cond.fill_null(False).sum() for i, cond in enumerate(problems.values())},
-        )
-    ).iloc[0]
-    if int(counts["rows"]) == 0 and not empty_ok:
+    """On the first rule a table breaks, raise with an example row."""
+    if int(profile["rows"]) == 0 and not empty_ok:
         raise ContractError(f"{label}: the table has no rows")
     for i, (key, condition) in enumerate(problems.items()):
-        bad = int(counts[f"p{i}"] or 0)
+        bad = int(profile[f"p{i}"] or 0)
         if not bad:
             continue
         name = key.removesuffix(":null")
