@@ -184,7 +184,9 @@ class Source:
             cell_table, converted_table = self._cached_tables(plan.slot_us)
             expression = engine.rollup_cached(cell_table, converted_table, slots, *bounds)
         else:
-            expression = engine.rollup_direct(self.facts, slots, plan.slot_us, *bounds)
+            delivered = (plan.slot_lo * plan.slot_us, plan.slot_hi * plan.slot_us)
+            facts = engine.in_scope_facts(self.messages, self.conversions, delivered)
+            expression = engine.rollup_direct(facts, slots, plan.slot_us, *bounds)
         rollup = self.con.to_pyarrow(expression).to_pandas()
         return finish_metrics(rollup, breakdown_b, plan.ends_us, window_w.microseconds, as_of_value)
 
