@@ -20,7 +20,6 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check uv==0.13.8
 	$(BIN)/uv pip install --quiet --python $(PY) --compile-bytecode -e '.[test]'
-	$(PY) -m ipykernel install --sys-prefix --name convlib --display-name "convlib (Python 3)" >/dev/null
 	touch $(STAMP)
 
 sample: $(SAMPLE)
@@ -36,8 +35,7 @@ test: $(STAMP) $(SAMPLE) lint
 	$(BIN)/pytest
 
 dashboard: $(STAMP) $(SAMPLE)
-	cd notebooks && ../$(BIN)/voila conversion_dashboard.ipynb --no-browser \
-		--Voila.ip=$(HOST) --port=$(PORT) --Voila.root_dir=. --theme=light
+	$(BIN)/convlib dashboard --host $(HOST) --port $(PORT)
 
 lab: $(STAMP) $(SAMPLE)
 	$(BIN)/jupyter lab --notebook-dir=notebooks --ip=$(HOST) --no-browser --allow-root

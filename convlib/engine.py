@@ -22,6 +22,7 @@ __all__ = [
     "DIMENSIONS",
     "cells",
     "conversion_quality",
+    "conversion_status",
     "converted_facts",
     "first_delays",
     "in_scope_facts",
@@ -180,21 +181,34 @@ def message_quality(messages: ir.Table) -> ir.Table:
     )
 
 
-def conversion_quality(messages: ir.Table, conversions: ir.Table, window_us: int) -> ir.Table:
-    """Counts of conversion rows by the first contract category that applies (see docs)."""
+def conversion_status(messages: ir.Table, conversions: ir.Table) -> ir.Table:
+    """Each conversion row with what it is measured against: ``known`` (its id exists),
+    ``in_scope`` (the kept message is delivered and tracked) and ``delay_us`` (from delivery).
+
+    Window-independent, so an interactive source builds it once and counts any window from it.
+    """
     kept = kept_messages(messages).select("message_id", "delivered_us", "tracking")
     kept = kept.mutate(known=ibis.literal(True))
     joined = conversions.left_join(kept, "message_id")
-    in_scope = joined.delivered_us.notnull() & joined.tracking.fill_null(False)
-    delay = joined.converted_us - joined.delivered_us
-    unknown = joined.known.isnull()
+    return joined.select(
+        message_id=joined.message_id,
+        known=joined.known.notnull(),
+        in_scope=joined.delivered_us.notnull() & joined.tracking.fill_null(False),
+        delay_us=joined.converted_us - joined.delivered_us,
+    )
+
+
+def conversion_quality(status: ir.Table, window_us: int) -> ir.Table:
+    """Counts of conversion rows by the first contract category that applies (see docs)."""
+    in_scope = status.in_scope
+    delay = status.delay_us
     qualifying = in_scope & (delay >= 0) & (delay <= window_us)
-    return joined.aggregate(
-        total=joined.count(),
-        unknown_message=unknown.sum(),
-        message_not_in_scope=(~unknown & ~in_scope).sum(),
+    return status.aggregate(
+        total=status.count(),
+        unknown_message=(~status.known).sum(),
+        message_not_in_scope=(status.known & ~in_scope).sum(),
         before_delivery=(in_scope & (delay < 0)).sum(),
         after_window=(in_scope & (delay > window_us)).sum(),
         qualifying=qualifying.sum(),
-        converted_messages=joined.message_id.nunique(where=qualifying),
+        converted_messages=status.message_id.nunique(where=qualifying),
     )

@@ -20,6 +20,7 @@ import pandas as pd
 from convlib.contract import ContractError, Granularity
 
 __all__ = [
+    "PRESETS",
     "SLOT_LENGTHS_US",
     "BucketPlan",
     "bucket_start",
@@ -28,6 +29,8 @@ __all__ = [
     "parse_date",
     "parse_tz",
     "plan_buckets",
+    "previous_period",
+    "resolve_preset",
     "slot_length_us",
     "us_to_local_date",
 ]
@@ -123,9 +126,12 @@ class BucketPlan:
 
 
 def plan_buckets(
-    start: dt.date, end: dt.date, tz: ZoneInfo, granularity: Granularity, slot_us: int
+    start: dt.date, end: dt.date, tz: ZoneInfo, granularity: Granularity | None, slot_us: int
 ) -> BucketPlan:
-    """Cut ``start..end`` (local dates, inclusive) into buckets and map UTC slots onto them."""
+    """Cut ``start..end`` (local dates, inclusive) into buckets and map UTC slots onto them.
+
+    With ``granularity=None`` the whole period is one bucket labelled ``start`` (totals).
+    """
     if end < start:
         raise ContractError(f"end {end.isoformat()} is before start {start.isoformat()}")
     labels: list[dt.date] = []
@@ -135,6 +141,9 @@ def plan_buckets(
     for label, first_day in _buckets(start, end, granularity):
         labels.append(label)
         bounds_us.append(local_midnight_us(first_day, tz))
+        if granularity is None:
+            ends_us[label] = period_end_us
+            continue
         next_first = _next_bucket(label, granularity)
         ends_us[label] = min(local_midnight_us(next_first, tz), period_end_us)
     edges = [*bounds_us, period_end_us]
@@ -155,9 +164,12 @@ def plan_buckets(
 
 
 def _buckets(
-    start: dt.date, end: dt.date, granularity: Granularity
+    start: dt.date, end: dt.date, granularity: Granularity | None
 ) -> Iterator[tuple[dt.date, dt.date]]:
     """Yield (label, first filtered day) for each bucket that holds a day of start..end."""
+    if granularity is None:
+        yield start, start
+        return
     label = bucket_start(start, granularity)
     first_day = start
     while first_day <= end:
@@ -204,3 +216,59 @@ def offset_transitions(tz: ZoneInfo, lo_us: int, hi_us: int) -> tuple[int, list[
             previous = current
         probe = nxt
     return first, transitions
+
+
+PRESETS: dict[str, str] = {
+    "last-7-days": "Last 7 days",
+    "last-30-days": "Last 30 days",
+    "last-90-days": "Last 90 days",
+    "last-week": "Last week",
+    "month-to-date": "This month",
+    "last-month": "Last month",
+    "quarter-to-date": "This quarter",
+    "last-quarter": "Last quarter",
+    "all": "All data",
+}
+
+
+def _quarter_start(day: dt.date) -> dt.date:
+    return dt.date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+
+
+def resolve_preset(
+    name: str, anchor: dt.date, data_start: dt.date | None = None
+) -> tuple[dt.date, dt.date]:
+    """The local dates ``(start, end)`` of a named period relative to ``anchor`` (inclusive).
+
+    ``anchor`` is "today" for the data: usually the local date of its as-of time. ``last-week``
+    is the last complete ISO week before the anchor's week; ``last-month`` / ``last-quarter`` the
+    last complete ones; ``*-to-date`` run from the start of the anchor's month/quarter to it.
+    """
+    key = name.strip().lower()
+    if key.startswith("last-") and key.endswith("-days"):
+        days = int(key.removeprefix("last-").removesuffix("-days"))
+        return anchor - dt.timedelta(days=days - 1), anchor
+    if key == "last-week":
+        monday = anchor - dt.timedelta(days=anchor.weekday())
+        return monday - dt.timedelta(days=7), monday - dt.timedelta(days=1)
+    if key == "month-to-date":
+        return anchor.replace(day=1), anchor
+    if key == "last-month":
+        first = anchor.replace(day=1)
+        previous_end = first - dt.timedelta(days=1)
+        return previous_end.replace(day=1), previous_end
+    if key == "quarter-to-date":
+        return _quarter_start(anchor), anchor
+    if key == "last-quarter":
+        end = _quarter_start(anchor) - dt.timedelta(days=1)
+        return _quarter_start(end), end
+    if key == "all":
+        return (data_start or anchor), anchor
+    choices = ", ".join(PRESETS)
+    raise ContractError(f"unknown period {name!r}: use one of {choices}, or a start and end date")
+
+
+def previous_period(start: dt.date, end: dt.date) -> tuple[dt.date, dt.date]:
+    """The period of equal length just before ``start..end``."""
+    length = (end - start).days + 1
+    return start - dt.timedelta(days=length), start - dt.timedelta(days=1)

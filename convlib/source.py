@@ -160,7 +160,7 @@ class Source:
         end: str | dt.date | None = None,
         *,
         breakdown: str | None = None,
-        granularity: str | Granularity = "day",
+        granularity: str | Granularity | None = "day",
         window: str | Window = DEFAULT_WINDOW,
         filters: Filters | None = None,
         tz: str | None = None,
@@ -172,7 +172,8 @@ class Source:
         ``delivered``, ``converted`` (int), ``conversion_rate``, ``rate_ci_low``, ``rate_ci_high``,
         ``conversion_time_mean_s``, ``conversion_time_median_s`` (float) and ``provisional``
         (bool). Groups with no in-scope message have no row. ``start``/``end`` are local dates
-        (inclusive) in ``tz``; by default all the data.
+        (inclusive) in ``tz``; by default all the data. ``granularity=None`` gives one row per
+        breakdown value for the whole period (labelled ``start``): the selection's totals.
         """
         query = self._query(start, end, breakdown, granularity, window, filters, tz, as_of)
         if query is None:
@@ -195,7 +196,7 @@ class Source:
         start: str | dt.date | None,
         end: str | dt.date | None,
         breakdown: str | None,
-        granularity: str | Granularity,
+        granularity: str | Granularity | None,
         window: str | Window,
         filters: Filters | None,
         tz: str | None,
@@ -204,7 +205,7 @@ class Source:
         """Validate the parameters; None when the source has no in-scope message at all."""
         zone = parse_tz(tz)
         window_w = parse_window(window)
-        granularity_g = parse_granularity(granularity)
+        granularity_g = None if granularity is None else parse_granularity(granularity)
         breakdown_b = parse_breakdown(breakdown)
         start_d, end_d = parse_date(start, "start"), parse_date(end, "end")
         if start_d and end_d and end_d < start_d:
@@ -282,29 +283,38 @@ class Source:
         counts = self._quality[window_w.label]
         return {"window": window_w.label, **{k: dict(v) for k, v in counts.items()}}
 
-    def _compute_quality(self, window: Window) -> dict[str, dict[str, int]]:
-        messages = self.con.execute(engine.message_quality(self.messages)).iloc[0]
-        conversions = self.con.execute(
-            engine.conversion_quality(self.messages, self.conversions, window.microseconds)
-        ).iloc[0]
+    @cached_property
+    def _message_quality(self) -> dict[str, int]:
+        row = self.con.execute(engine.message_quality(self.messages)).iloc[0]
         total = self.message_count
-        converted = _int(conversions["converted_messages"])
         return {
-            "messages": {
-                "total": total,
-                "in_scope": _int(messages["in_scope"]),
-                "not_delivered": _int(messages["not_delivered"]),
-                "tracking_off": _int(messages["tracking_off"]),
-                "duplicate_message_id": total - _int(messages["kept"]),
-            },
+            "total": total,
+            "in_scope": _int(row["in_scope"]),
+            "not_delivered": _int(row["not_delivered"]),
+            "tracking_off": _int(row["tracking_off"]),
+            "duplicate_message_id": total - _int(row["kept"]),
+        }
+
+    @cached_property
+    def _conversion_status(self) -> ir.Table:
+        status = engine.conversion_status(self.messages, self.conversions)
+        return status.cache() if self.cache else status
+
+    def _compute_quality(self, window: Window) -> dict[str, dict[str, int]]:
+        row = self.con.execute(
+            engine.conversion_quality(self._conversion_status, window.microseconds)
+        ).iloc[0]
+        converted = _int(row["converted_messages"])
+        return {
+            "messages": dict(self._message_quality),
             "conversions": {
-                "total": _int(conversions["total"]),
+                "total": _int(row["total"]),
                 "counted": converted,
-                "unknown_message": _int(conversions["unknown_message"]),
-                "message_not_in_scope": _int(conversions["message_not_in_scope"]),
-                "before_delivery": _int(conversions["before_delivery"]),
-                "after_window": _int(conversions["after_window"]),
-                "repeat": _int(conversions["qualifying"]) - converted,
+                "unknown_message": _int(row["unknown_message"]),
+                "message_not_in_scope": _int(row["message_not_in_scope"]),
+                "before_delivery": _int(row["before_delivery"]),
+                "after_window": _int(row["after_window"]),
+                "repeat": _int(row["qualifying"]) - converted,
             },
         }
 

@@ -1,0 +1,410 @@
+"""Bokeh views built from metric DataFrames: the spline chart, the volume bars and the table.
+
+Figures are built once with a fixed pool of series slots; :func:`update_views` only replaces the
+data of their ColumnDataSources (``source.data = {...}``), so a widget change never re-creates a
+figure, never flickers and keeps the user's zoom. No data access happens here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from bokeh.core.property.vectorization import value
+from bokeh.layouts import column
+from bokeh.models import (
+    ColumnDataSource,
+    CustomJSTickFormatter,
+    DataRange1d,
+    DataTable,
+    DatetimeTickFormatter,
+    HoverTool,
+    HTMLTemplateFormatter,
+    Legend,
+    LegendItem,
+    NumberFormatter,
+    NumeralTickFormatter,
+    StringFormatter,
+    TableColumn,
+)
+from bokeh.models.layouts import LayoutDOM
+from bokeh.plotting import figure
+from scipy.interpolate import PchipInterpolator
+
+from convlib.formatting import format_duration, format_rate
+
+__all__ = [
+    "MAX_SERIES",
+    "METRICS",
+    "OTHER_COLOR",
+    "PALETTE",
+    "ChartViews",
+    "build_views",
+    "monotone_spline",
+    "series_frames",
+    "table_frame",
+    "update_views",
+]
+
+MAX_SERIES = 9  # the 8 largest values by volume, then "Other"
+# Okabe-Ito colours without the yellow, which is unreadable on white; grey is kept for "Other".
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#8C564B")
+OTHER_COLOR = "#8C8C8C"
+METRICS = {
+    "rate": "Conversion rate",
+    "time_mean": "Conversion time (mean)",
+    "time_median": "Conversion time (median)",
+}
+_DAY_MS = 86_400_000
+_EMPTY_LINE: dict[str, list] = {"x": [], "y": []}
+
+
+@dataclass
+class SeriesSlot:
+    """The data sources of one series: spline (final and provisional parts), points, band, bars."""
+
+    final: ColumnDataSource = field(default_factory=lambda: ColumnDataSource(dict(_EMPTY_LINE)))
+    provisional: ColumnDataSource = field(
+        default_factory=lambda: ColumnDataSource(dict(_EMPTY_LINE))
+    )
+    band: ColumnDataSource = field(
+        default_factory=lambda: ColumnDataSource({"x": [], "low": [], "high": []})
+    )
+    points: ColumnDataSource = field(default_factory=lambda: ColumnDataSource(_point_columns()))
+    bars: ColumnDataSource = field(
+        default_factory=lambda: ColumnDataSource(
+            {"x": [], "bottom": [], "top": [], "delivered": [], "series": [], "period": []}
+        )
+    )
+
+
+def _point_columns() -> dict[str, list]:
+    names = ["x", "y", "series", "period", "rate", "interval", "mean", "median", "delivered",
+             "converted", "status", "fill"]  # fmt: skip
+    return {name: [] for name in names}
+
+
+@dataclass
+class ChartViews:
+    """The Bokeh models of the dashboard, built once."""
+
+    chart: figure
+    volume: figure
+    layout: LayoutDOM
+    table: DataTable
+    table_source: ColumnDataSource
+    slots: list[SeriesSlot]
+    legend_items: list[LegendItem]
+    rate_format: NumeralTickFormatter = field(
+        default_factory=lambda: NumeralTickFormatter(format="0.0%")
+    )
+    hours_format: CustomJSTickFormatter = field(
+        default_factory=lambda: CustomJSTickFormatter(code="return tick.toFixed(1) + ' h'")
+    )
+
+
+def build_views(width: int = 980) -> ChartViews:
+    """Create the chart, the volume bars below it (shared time axis) and the table."""
+    chart = figure(
+        height=380, width=width, x_axis_type="datetime",
+        tools="xpan,xwheel_zoom,box_zoom,reset,save", toolbar_location="above",
+        y_range=DataRange1d(start=0, range_padding=0.08), name="conversion-chart",
+    )  # fmt: skip
+    volume = figure(
+        height=150, width=width, x_axis_type="datetime", x_range=chart.x_range,
+        tools="xpan,xwheel_zoom,reset", toolbar_location=None, y_range=DataRange1d(start=0),
+        name="volume-chart",
+    )  # fmt: skip
+    for fig in (chart, volume):
+        fig.xaxis.formatter = DatetimeTickFormatter(days="%d %b", months="%b %Y", years="%Y")
+        fig.grid.grid_line_alpha = 0.35
+        fig.outline_line_color = None
+        fig.min_border_right = 200  # room for the legend, so both plots line up
+    volume.yaxis.axis_label = "Delivered"
+    volume.yaxis.formatter = NumeralTickFormatter(format="0a")
+    slots = [SeriesSlot() for _ in range(MAX_SERIES)]
+    items: list[LegendItem] = []
+    point_renderers = []
+    for i, slot in enumerate(slots):
+        color = PALETTE[i] if i < len(PALETTE) else OTHER_COLOR
+        band = chart.varea("x", "low", "high", source=slot.band, fill_color=color, fill_alpha=0.12)
+        solid = chart.line("x", "y", source=slot.final, line_color=color, line_width=2.2)
+        dashed = chart.line(
+            "x", "y", source=slot.provisional, line_color=color, line_width=2.2, line_dash="dashed"
+        )
+        points = chart.scatter(
+            "x", "y", source=slot.points, size=7, line_color=color, line_width=1.6,
+            fill_color="fill", name=f"points-{i}",
+        )  # fmt: skip
+        bars = volume.vbar(
+            x="x", bottom="bottom", top="top", width=_DAY_MS * 0.8, source=slot.bars,
+            fill_color=color, line_color=None, fill_alpha=0.75,
+        )  # fmt: skip
+        points.js_link("visible", bars, "visible")  # hiding a series hides its volume too
+        point_renderers.append(points)
+        items.append(
+            LegendItem(label=value(""), renderers=[band, solid, dashed, points], visible=False)
+        )
+    legend = Legend(items=items, click_policy="hide", location="top_left", title="click to hide")
+    legend.label_text_font_size = "11px"
+    chart.add_layout(legend, "right")
+    chart.add_tools(
+        HoverTool(
+            renderers=point_renderers,
+            tooltips=[
+                ("", "@series"),
+                ("period", "@period"),
+                ("conversion rate", "@rate (95% CI @interval)"),
+                ("conversion time", "mean @mean, median @median"),
+                ("delivered", "@delivered{0,0}"),
+                ("converted", "@converted{0,0}"),
+                ("", "@status"),
+            ],
+        )
+    )
+    volume.add_tools(
+        HoverTool(
+            renderers=volume.renderers,
+            tooltips=[("", "@series"), ("period", "@period"), ("delivered", "@delivered{0,0}")],
+        )
+    )
+    table_source = ColumnDataSource(_table_columns())
+    table = DataTable(
+        source=table_source, columns=_table_spec(), width=width, height=440, sortable=True,
+        index_position=None, name="metrics-table",
+    )  # fmt: skip
+    layout = column(chart, volume)
+    return ChartViews(chart, volume, layout, table, table_source, slots, items)
+
+
+_DURATION_TEMPLATE = """<%= value == null || isNaN(value) ? "–" :
+  value < 60 ? value.toFixed(0) + " s" :
+  value < 3600 ? (value / 60).toFixed(1) + " min" :
+  value < 172800 ? (value / 3600).toFixed(1) + " h" : (value / 86400).toFixed(1) + " d" %>"""
+
+
+def _table_columns() -> dict[str, list]:
+    names = ["period", "series", "rate", "ci_low", "ci_high", "mean_s", "median_s", "delivered",
+             "converted", "provisional"]  # fmt: skip
+    return {name: [] for name in names}
+
+
+def _table_spec() -> list[TableColumn]:
+    percent = NumberFormatter(format="0.00%")
+    duration = HTMLTemplateFormatter(template=_DURATION_TEMPLATE)
+    return [
+        TableColumn(field="period", title="Period", formatter=StringFormatter()),
+        TableColumn(field="series", title="Series"),
+        TableColumn(field="rate", title="Conversion rate", formatter=percent),
+        TableColumn(field="ci_low", title="95% CI low", formatter=percent),
+        TableColumn(field="ci_high", title="95% CI high", formatter=percent),
+        TableColumn(field="mean_s", title="Mean time", formatter=duration),
+        TableColumn(field="median_s", title="Median time", formatter=duration),
+        TableColumn(field="delivered", title="Delivered", formatter=NumberFormatter(format="0,0")),
+        TableColumn(field="converted", title="Converted", formatter=NumberFormatter(format="0,0")),
+        TableColumn(field="provisional", title="Provisional"),
+    ]
+
+
+def monotone_spline(x: np.ndarray, y: np.ndarray, per_gap: int = 12) -> tuple[np.ndarray, ...]:
+    """A smooth curve through the points that never overshoots them (monotone cubic, PCHIP).
+
+    Between two points the curve stays within their values, so a smooth line never suggests a
+    rate or time that no period had. Fewer than three points are joined by straight lines.
+    """
+    if len(x) < 3:
+        return np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    dense = np.concatenate(
+        [np.linspace(x[i], x[i + 1], per_gap, endpoint=False) for i in range(len(x) - 1)]
+        + [np.asarray([x[-1]], dtype=float)]
+    )
+    return dense, PchipInterpolator(x, y)(dense)
+
+
+def _bucket_bounds(
+    period: dt.date, granularity: str | None, start: dt.date, end: dt.date
+) -> tuple[dt.date, dt.date]:
+    """First and last day of a bucket as filtered (the bucket is cut by start..end)."""
+    if granularity == "week":
+        last = period + dt.timedelta(days=6)
+    elif granularity == "month":
+        last = (period.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(1)
+    else:
+        last = period
+    return max(period, start), min(last, end)
+
+
+def _ms(day: dt.date) -> float:
+    return (day - dt.date(1970, 1, 1)).days * _DAY_MS
+
+
+def series_frames(
+    frame: pd.DataFrame, breakdown: str | None, order: list[str], labels: dict[str, str]
+) -> list[tuple[str, pd.DataFrame]]:
+    """Split a metric frame into (label, rows) per series, in ``order``."""
+    if not breakdown:
+        return [(labels.get("", "All messages"), frame)] if not frame.empty else []
+    return [(labels.get(v, v or "(none)"), frame[frame[breakdown] == v]) for v in order]
+
+
+def table_frame(series: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
+    """The table view's rows: exactly the values the chart shows, one row per period and series."""
+    parts = []
+    for label, rows in series:
+        parts.append(
+            pd.DataFrame(
+                {
+                    "period": [p.isoformat() for p in rows["period"]],
+                    "series": label,
+                    "rate": rows["conversion_rate"].to_numpy(),
+                    "ci_low": rows["rate_ci_low"].to_numpy(),
+                    "ci_high": rows["rate_ci_high"].to_numpy(),
+                    "mean_s": rows["conversion_time_mean_s"].to_numpy(),
+                    "median_s": rows["conversion_time_median_s"].to_numpy(),
+                    "delivered": rows["delivered"].to_numpy(),
+                    "converted": rows["converted"].to_numpy(),
+                    "provisional": np.where(rows["provisional"].to_numpy(), "yes", "no"),
+                }
+            )
+        )
+    if not parts:
+        return pd.DataFrame(_table_columns())
+    return pd.concat(parts, ignore_index=True).sort_values(["period", "series"], kind="stable")
+
+
+def _metric_values(rows: pd.DataFrame, metric: str) -> np.ndarray:
+    if metric == "rate":
+        return rows["conversion_rate"].to_numpy(dtype=float)
+    column = "conversion_time_mean_s" if metric == "time_mean" else "conversion_time_median_s"
+    return rows[column].to_numpy(dtype=float) / 3600.0  # hours on the axis
+
+
+def update_views(
+    views: ChartViews,
+    series: list[tuple[str, pd.DataFrame]],
+    metric: str,
+    granularity: str | None,
+    start: dt.date,
+    end: dt.date,
+) -> pd.DataFrame:
+    """Replace the data of every source for these series; returns the table's rows.
+
+    Document events are held and sent as one message where the figures are in a document.
+    """
+    document = views.chart.document
+    if document is not None:
+        document.hold("combine")
+    try:
+        return _update(views, series, metric, granularity, start, end)
+    finally:
+        if document is not None:
+            document.unhold()
+
+
+def _update(
+    views: ChartViews,
+    series: list[tuple[str, pd.DataFrame]],
+    metric: str,
+    granularity: str | None,
+    start: dt.date,
+    end: dt.date,
+) -> pd.DataFrame:
+    axis = views.chart.yaxis[0]
+    _set(axis, "axis_label", METRICS[metric] + ("" if metric == "rate" else " (hours)"))
+    _set(axis, "formatter", views.rate_format if metric == "rate" else views.hours_format)
+    bar_width = {"week": 7, "month": 28}.get(granularity or "day", 1) * _DAY_MS * 0.8
+    stack_tops: dict[float, float] = {}
+    for i, slot in enumerate(views.slots):
+        item = views.legend_items[i]
+        if i >= len(series):
+            if item.visible:
+                _clear(slot)
+                item.visible = False
+            continue
+        label, rows = series[i]
+        rows = rows.sort_values("period")
+        bounds = [_bucket_bounds(p, granularity, start, end) for p in rows["period"]]
+        x = np.array([(_ms(a) + _ms(b) + _DAY_MS) / 2 for a, b in bounds])
+        y = _metric_values(rows, metric)
+        provisional = rows["provisional"].to_numpy(dtype=bool)
+        _update_lines(slot, x, y, provisional)
+        _update_band(slot, x, rows, metric)
+        slot.points.data = {
+            "x": x,
+            "y": y,
+            "series": [label] * len(x),
+            "period": [_period_text(a, b) for a, b in bounds],
+            "rate": [format_rate(v) for v in rows["conversion_rate"]],
+            "interval": [
+                f"{format_rate(lo)} – {format_rate(hi)}"
+                for lo, hi in zip(rows["rate_ci_low"], rows["rate_ci_high"], strict=True)
+            ],
+            "mean": [format_duration(v) for v in rows["conversion_time_mean_s"]],
+            "median": [format_duration(v) for v in rows["conversion_time_median_s"]],
+            "delivered": rows["delivered"].to_numpy(),
+            "converted": rows["converted"].to_numpy(),
+            "status": ["provisional: window still open" if p else "final" for p in provisional],
+            "fill": ["white" if p else (*PALETTE, OTHER_COLOR)[i] for p in provisional],
+        }
+        bottoms = np.array([stack_tops.get(v, 0.0) for v in x])
+        tops = bottoms + rows["delivered"].to_numpy(dtype=float)
+        stack_tops.update(zip(x, tops, strict=True))
+        slot.bars.data = {
+            "x": x, "bottom": bottoms, "top": tops,
+            "delivered": rows["delivered"].to_numpy(), "series": [label] * len(x),
+            "period": [_period_text(a, b) for a, b in bounds],
+        }  # fmt: skip
+        _set(item, "label", value(label))
+        _set(item, "visible", True)
+    for renderer in views.volume.renderers:
+        _set(renderer.glyph, "width", bar_width)
+    table = table_frame(series)
+    views.table_source.data = {c: table[c].to_numpy() for c in table.columns}
+    return table
+
+
+def _set(model: Any, attribute: str, new: Any) -> None:
+    """Assign only a changed value: every assignment costs a document-wide traversal in Bokeh."""
+    if getattr(model, attribute) != new:
+        setattr(model, attribute, new)
+
+
+def _period_text(first: dt.date, last: dt.date) -> str:
+    if first == last:
+        return first.strftime("%a %d %b %Y")
+    return f"{first.strftime('%d %b')} – {last.strftime('%d %b %Y')}"
+
+
+def _clear(slot: SeriesSlot) -> None:
+    slot.final.data = dict(_EMPTY_LINE)
+    slot.provisional.data = dict(_EMPTY_LINE)
+    slot.band.data = {"x": [], "low": [], "high": []}
+    slot.points.data = _point_columns()
+    slot.bars.data = {"x": [], "bottom": [], "top": [], "delivered": [], "series": [], "period": []}
+
+
+def _update_lines(slot: SeriesSlot, x: np.ndarray, y: np.ndarray, provisional: np.ndarray) -> None:
+    """Spline through the final points (solid) and on into the provisional ones (dashed)."""
+    known = ~np.isnan(y)
+    xs, ys = x[known], y[known]
+    last_final = np.flatnonzero(~provisional[known])
+    split = xs[last_final[-1]] if len(last_final) else -math.inf
+    dense_x, dense_y = monotone_spline(xs, ys)
+    solid = dense_x <= split
+    dashed = dense_x >= split
+    slot.final.data = {"x": dense_x[solid], "y": dense_y[solid]}
+    slot.provisional.data = {"x": dense_x[dashed], "y": dense_y[dashed]}
+
+
+def _update_band(slot: SeriesSlot, x: np.ndarray, rows: pd.DataFrame, metric: str) -> None:
+    """The 95% interval as a shaded band (rate only: times have no interval)."""
+    if metric != "rate" or len(x) == 0:
+        slot.band.data = {"x": [], "low": [], "high": []}
+        return
+    dense_x, low = monotone_spline(x, rows["rate_ci_low"].to_numpy(dtype=float))
+    _, high = monotone_spline(x, rows["rate_ci_high"].to_numpy(dtype=float))
+    slot.band.data = {"x": dense_x, "low": low, "high": high}
