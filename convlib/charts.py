@@ -19,7 +19,6 @@ from bokeh.layouts import column
 from bokeh.models import (
     ColumnDataSource,
     CustomJSTickFormatter,
-    DataRange1d,
     DataTable,
     DatetimeTickFormatter,
     HoverTool,
@@ -28,6 +27,7 @@ from bokeh.models import (
     LegendItem,
     NumberFormatter,
     NumeralTickFormatter,
+    Range1d,
     StringFormatter,
     TableColumn,
 )
@@ -76,10 +76,12 @@ class SeriesSlot:
     )
     points: ColumnDataSource = field(default_factory=lambda: ColumnDataSource(_point_columns()))
     bars: ColumnDataSource = field(
-        default_factory=lambda: ColumnDataSource(
-            {"x": [], "bottom": [], "top": [], "delivered": [], "series": [], "period": []}
-        )
+        default_factory=lambda: ColumnDataSource(_bar_columns())
     )
+
+
+def _bar_columns() -> dict[str, list]:
+    return {name: [] for name in ("x", "bottom", "top", "width", "delivered", "series", "period")}
 
 
 def _point_columns() -> dict[str, list]:
@@ -112,11 +114,11 @@ def build_views(width: int = 980) -> ChartViews:
     chart = figure(
         height=380, width=width, x_axis_type="datetime",
         tools="xpan,xwheel_zoom,box_zoom,reset,save", toolbar_location="above",
-        y_range=DataRange1d(start=0, range_padding=0.08), name="conversion-chart",
+        x_range=Range1d(0, 1), y_range=Range1d(0, 1), name="conversion-chart",
     )  # fmt: skip
     volume = figure(
         height=150, width=width, x_axis_type="datetime", x_range=chart.x_range,
-        tools="xpan,xwheel_zoom,reset", toolbar_location=None, y_range=DataRange1d(start=0),
+        tools="xpan,xwheel_zoom,reset", toolbar_location=None, y_range=Range1d(0, 1),
         name="volume-chart",
     )  # fmt: skip
     for fig in (chart, volume):
@@ -141,7 +143,7 @@ def build_views(width: int = 980) -> ChartViews:
             fill_color="fill", name=f"points-{i}",
         )  # fmt: skip
         bars = volume.vbar(
-            x="x", bottom="bottom", top="top", width=_DAY_MS * 0.8, source=slot.bars,
+            x="x", bottom="bottom", top="top", width="width", source=slot.bars,
             fill_color=color, line_color=None, fill_alpha=0.75,
         )  # fmt: skip
         points.js_link("visible", bars, "visible")  # hiding a series hides its volume too
@@ -316,8 +318,8 @@ def _update(
     axis = views.chart.yaxis[0]
     _set(axis, "axis_label", METRICS[metric] + ("" if metric == "rate" else " (hours)"))
     _set(axis, "formatter", views.rate_format if metric == "rate" else views.hours_format)
-    bar_width = {"week": 7, "month": 28}.get(granularity or "day", 1) * _DAY_MS * 0.8
     stack_tops: dict[float, float] = {}
+    top = 0.0
     for i, slot in enumerate(views.slots):
         item = views.legend_items[i]
         if i >= len(series):
@@ -353,15 +355,23 @@ def _update(
         bottoms = np.array([stack_tops.get(v, 0.0) for v in x])
         tops = bottoms + rows["delivered"].to_numpy(dtype=float)
         stack_tops.update(zip(x, tops, strict=True))
+        widths = np.array([((b - a).days + 1) * _DAY_MS * 0.8 for a, b in bounds])
         slot.bars.data = {
-            "x": x, "bottom": bottoms, "top": tops,
+            "x": x, "bottom": bottoms, "top": tops, "width": widths,
             "delivered": rows["delivered"].to_numpy(), "series": [label] * len(x),
             "period": [_period_text(a, b) for a, b in bounds],
         }  # fmt: skip
         _set(item, "label", value(label))
         _set(item, "visible", True)
-    for renderer in views.volume.renderers:
-        _set(renderer.glyph, "width", bar_width)
+        high = rows["rate_ci_high"].to_numpy(dtype=float) if metric == "rate" else y
+        top = max(top, float(np.nanmax(high, initial=0.0)))
+    # Explicit ranges rather than auto-ranging: a plot first drawn while its page is still
+    # hidden (Voilà's preheated kernels) cannot compute data ranges and would stay empty.
+    first, last = _ms(start), _ms(end) + _DAY_MS
+    pad = (last - first) * 0.02
+    _set_range(views.chart.x_range, first - pad, last + pad)
+    _set_range(views.chart.y_range, 0.0, (top or 1.0) * 1.08)
+    _set_range(views.volume.y_range, 0.0, max(stack_tops.values(), default=1.0) * 1.05)
     table = table_frame(series)
     views.table_source.data = {c: table[c].to_numpy() for c in table.columns}
     return table
@@ -371,6 +381,13 @@ def _set(model: Any, attribute: str, new: Any) -> None:
     """Assign only a changed value: every assignment costs a document-wide traversal in Bokeh."""
     if getattr(model, attribute) != new:
         setattr(model, attribute, new)
+
+
+def _set_range(bounds: Range1d, start: float, end: float) -> None:
+    """Move a range, and what the reset tool returns to."""
+    for attribute, new in (("start", start), ("end", end), ("reset_start", start),
+                           ("reset_end", end)):  # fmt: skip
+        _set(bounds, attribute, new)
 
 
 def _period_text(first: dt.date, last: dt.date) -> str:
@@ -384,7 +401,7 @@ def _clear(slot: SeriesSlot) -> None:
     slot.provisional.data = dict(_EMPTY_LINE)
     slot.band.data = {"x": [], "low": [], "high": []}
     slot.points.data = _point_columns()
-    slot.bars.data = {"x": [], "bottom": [], "top": [], "delivered": [], "series": [], "period": []}
+    slot.bars.data = _bar_columns()
 
 
 def _update_lines(slot: SeriesSlot, x: np.ndarray, y: np.ndarray, provisional: np.ndarray) -> None:

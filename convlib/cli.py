@@ -169,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sample.set_defaults(run=_cmd_sample_data)
 
+    from convlib import serve  # feature modules add their own sub-commands
+
+    serve.register_cli(commands)
     return parser
 
 

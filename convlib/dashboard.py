@@ -127,6 +127,12 @@ class ConversionDashboard:
         self.state.observe(self._on_state, names=[*QUERY_TRAITS, *SERIES_TRAITS, *VIEW_TRAITS])
         self.state.observe(self._on_preset, names="preset")
         self.refresh()
+        # Wrapped only now: BokehModel serializes the figures when created, and changes made
+        # before the page draws them would be lost. Later changes are sent as patches.
+        self.chart_model = BokehModel(self.views.layout)
+        self.table_model = BokehModel(self.views.table)
+        self.chart_box.children = (self.chart_model, self.w_note)
+        self.table_box.children = (self.w_download, self.table_model)
 
     # -- construction ---------------------------------------------------------------------------
     def _apply_choices(self, choices: dict[str, Any]) -> None:
@@ -154,13 +160,19 @@ class ConversionDashboard:
         )  # fmt: skip
         self.w_start = w.DatePicker(description="from", layout=w.Layout(width="200px"))
         self.w_end = w.DatePicker(description="to", layout=w.Layout(width="200px"))
-        self.w_channel = w.TagsInput(allowed_tags=source.dimension_values("channel"))
+        wide = w.Layout(width="760px")
+        self.w_channel = w.TagsInput(
+            allowed_tags=source.dimension_values("channel"), layout=wide,
+            placeholder="all channels: type to search",
+        )  # fmt: skip
         self.w_country = w.TagsInput(
-            allowed_tags=[country_label(c) for c in source.dimension_values("country")]
-        )
+            allowed_tags=[country_label(c) for c in source.dimension_values("country")],
+            layout=wide, placeholder="all countries: type a name or code",
+        )  # fmt: skip
         self.w_campaign = w.TagsInput(
-            allowed_tags=[v or NO_CAMPAIGN for v in source.dimension_values("campaign")]
-        )
+            allowed_tags=[v or NO_CAMPAIGN for v in source.dimension_values("campaign")],
+            layout=wide, placeholder="all campaigns: type to search",
+        )  # fmt: skip
         self.w_breakdown = w.ToggleButtons(
             options=[("None", "none"), ("Channel", "channel"), ("Country", "country"),
                      ("Campaign", "campaign")],
@@ -192,11 +204,8 @@ class ConversionDashboard:
         self.w_nodata = w.HTML("", layout=w.Layout(display="none"))
         self.w_download = w.HTML("")
         self.w_footer = w.HTML("")
-        self.chart_model = BokehModel(self.views.layout)
-        self.table_model = BokehModel(self.views.table)
-        self.chart_box = w.VBox([self.chart_model, self.w_note])
-        self.table_box = w.VBox([self.w_download, self.table_model],
-                                layout=w.Layout(display="none"))  # fmt: skip
+        self.chart_box = w.VBox([self.w_note])
+        self.table_box = w.VBox([self.w_download], layout=w.Layout(display="none"))
         filters = w.VBox([
             _labelled("Channel", self.w_channel),
             _labelled("Country", self.w_country),
