@@ -75,9 +75,7 @@ class SeriesSlot:
         default_factory=lambda: ColumnDataSource({"x": [], "low": [], "high": []})
     )
     points: ColumnDataSource = field(default_factory=lambda: ColumnDataSource(_point_columns()))
-    bars: ColumnDataSource = field(
-        default_factory=lambda: ColumnDataSource(_bar_columns())
-    )
+    bars: ColumnDataSource = field(default_factory=lambda: ColumnDataSource(_bar_columns()))
 
 
 def _bar_columns() -> dict[str, list]:

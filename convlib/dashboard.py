@@ -273,7 +273,7 @@ class ConversionDashboard:
     def _on_preset(self, change: dict) -> None:
         if change["new"] != "custom":
             self._resolve_preset()
-            self._state_to_widgets()
+        self._state_to_widgets()
 
     def _resolve_preset(self) -> None:
         span = self.source.data_range(self.state.tz)
