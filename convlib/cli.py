@@ -169,10 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sample.set_defaults(run=_cmd_sample_data)
 
-    from convlib import report, serve  # feature modules add their own sub-commands
+    from convlib import insights, report, serve  # feature modules add their own sub-commands
 
     serve.register_cli(commands)
     report.register_cli(commands)
+    insights.register_cli(commands)
     return parser
 
 

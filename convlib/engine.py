@@ -24,6 +24,7 @@ __all__ = [
     "conversion_quality",
     "conversion_status",
     "converted_facts",
+    "delay_distribution",
     "first_delays",
     "in_scope_facts",
     "kept_messages",
@@ -112,8 +113,10 @@ def _select(table: ir.Table, slot_lo: int, slot_hi: int, filters: dict[str, list
     return selected
 
 
-def _keys(breakdown: str | None) -> list[str]:
-    return ["period"] + ([breakdown] if breakdown else [])
+def _keys(breakdown: str | tuple[str, ...] | None) -> list[str]:
+    if not breakdown:
+        return ["period"]
+    return ["period", breakdown] if isinstance(breakdown, str) else ["period", *breakdown]
 
 
 def rollup_direct(
@@ -123,7 +126,7 @@ def rollup_direct(
     slot_lo: int,
     slot_hi: int,
     window_us: int,
-    breakdown: str | None,
+    breakdown: str | tuple[str, ...] | None,
     filters: dict[str, list[str]],
 ) -> ir.Table:
     """Delivered, converted, mean and median delay per (period[, breakdown]), from the facts."""
@@ -145,7 +148,7 @@ def rollup_cached(
     slot_lo: int,
     slot_hi: int,
     window_us: int,
-    breakdown: str | None,
+    breakdown: str | tuple[str, ...] | None,
     filters: dict[str, list[str]],
 ) -> ir.Table:
     """The same result as :func:`rollup_direct`, from the ``cells`` and ``converted`` tables."""
@@ -167,6 +170,36 @@ def rollup_cached(
         delay_mean_us=joined.delay_mean_us,
         delay_median_us=joined.delay_median_us,
     )
+
+
+TIME_QUANTILES = (0.25, 0.5, 0.75, 0.9)
+TIME_SHARES_S = (3_600, 21_600, 86_400)
+
+
+def delay_distribution(
+    converted: ir.Table,
+    slots: ir.Table,
+    slot_lo: int,
+    slot_hi: int,
+    window_us: int,
+    breakdown: str | None,
+    filters: dict[str, list[str]],
+) -> ir.Table:
+    """Quartiles, p90 and the share within 1 h / 6 h / 24 h of conversion times, per value.
+
+    ``converted`` has one row per message with a conversion: slot, dimensions, delay_us.
+    """
+    selected = _select(converted, slot_lo, slot_hi, filters)
+    selected = selected.filter(selected.delay_us <= window_us).join(slots, "slot")
+    keys = [breakdown] if breakdown else []
+    delay = selected.delay_us
+    measures: dict[str, ir.Scalar] = {"converted": selected.count()}
+    for q in TIME_QUANTILES:
+        measures[f"q{round(q * 100)}_us"] = delay.quantile(q)
+    for seconds in TIME_SHARES_S:
+        measures[f"within_{seconds}s"] = (delay <= seconds * 1_000_000).mean()
+    grouped = selected.group_by(keys) if keys else selected
+    return grouped.aggregate(**measures)
 
 
 def message_quality(messages: ir.Table) -> ir.Table:

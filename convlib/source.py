@@ -179,17 +179,86 @@ class Source:
         if query is None:
             return finish_metrics(pd.DataFrame(), parse_breakdown(breakdown), {}, 0, None)
         plan, window_w, breakdown_b, filter_lists, as_of_value = query
-        slots = ibis.memtable(plan.slots)
-        bounds = (plan.slot_lo, plan.slot_hi, window_w.microseconds, breakdown_b, filter_lists)
-        if self.cache:
-            cell_table, converted_table = self._cached_tables(plan.slot_us)
-            expression = engine.rollup_cached(cell_table, converted_table, slots, *bounds)
-        else:
-            delivered = (plan.slot_lo * plan.slot_us, plan.slot_hi * plan.slot_us)
-            facts = engine.in_scope_facts(self.messages, self.conversions, delivered)
-            expression = engine.rollup_direct(facts, slots, plan.slot_us, *bounds)
+        expression = self._rollup(plan, window_w, breakdown_b, filter_lists)
         rollup = self.con.to_pyarrow(expression).to_pandas()
         return finish_metrics(rollup, breakdown_b, plan.ends_us, window_w.microseconds, as_of_value)
+
+    def cross_totals(
+        self,
+        start: str | dt.date,
+        end: str | dt.date,
+        dimensions: tuple[str, ...],
+        *,
+        window: str | Window = DEFAULT_WINDOW,
+        filters: Filters | None = None,
+        tz: str | None = None,
+    ) -> pd.DataFrame:
+        """Delivered and converted for each combination of several dimensions over a period."""
+        for dimension in dimensions:
+            parse_breakdown(dimension)
+        query = self._query(start, end, None, None, window, filters, tz, None)
+        if query is None:
+            return pd.DataFrame(columns=[*dimensions, "delivered", "converted"])
+        plan, window_w, _, filter_lists, _ = query
+        expression = self._rollup(plan, window_w, tuple(dimensions), filter_lists)
+        frame = self.con.to_pyarrow(expression).to_pandas()
+        return frame[[*dimensions, "delivered", "converted"]]
+
+    def time_distribution(
+        self,
+        start: str | dt.date | None = None,
+        end: str | dt.date | None = None,
+        *,
+        breakdown: str | None = None,
+        window: str | Window = DEFAULT_WINDOW,
+        filters: Filters | None = None,
+        tz: str | None = None,
+    ) -> pd.DataFrame:
+        """Conversion-time quartiles and p90 (seconds) and the share of converted messages that
+        converted within 1 h, 6 h and 24 h, per breakdown value."""
+        query = self._query(start, end, breakdown, None, window, filters, tz, None)
+        columns = ["converted", "q25_s", "q50_s", "q75_s", "q90_s",
+                   "within_1h", "within_6h", "within_24h"]  # fmt: skip
+        breakdown_b = parse_breakdown(breakdown)
+        if query is None:
+            return pd.DataFrame(columns=([breakdown_b] if breakdown_b else []) + columns)
+        plan, window_w, breakdown_b, filter_lists, _ = query
+        slots = ibis.memtable(plan.slots)
+        if self.cache:
+            converted = self._cached_tables(plan.slot_us)[1]
+        else:
+            facts = engine.in_scope_facts(self.messages, self.conversions, self._span_us(plan))
+            converted = engine.converted_facts(facts, plan.slot_us)
+        expression = engine.delay_distribution(
+            converted, slots, plan.slot_lo, plan.slot_hi, window_w.microseconds, breakdown_b,
+            filter_lists,
+        )  # fmt: skip
+        frame = self.con.to_pyarrow(expression).to_pandas()
+        for q in ("25", "50", "75", "90"):
+            frame[f"q{q}_s"] = frame.pop(f"q{q}_us").astype(float) / 1e6
+        for label, seconds in (("1h", 3600), ("6h", 21600), ("24h", 86400)):
+            frame[f"within_{label}"] = frame.pop(f"within_{seconds}s").astype(float)
+        keys = [breakdown_b] if breakdown_b else []
+        frame = frame[keys + columns]
+        return frame.sort_values(keys).reset_index(drop=True) if keys else frame
+
+    def _span_us(self, plan: BucketPlan) -> tuple[int, int]:
+        return plan.slot_lo * plan.slot_us, plan.slot_hi * plan.slot_us
+
+    def _rollup(
+        self,
+        plan: BucketPlan,
+        window_w: Window,
+        breakdown: str | tuple[str, ...] | None,
+        filter_lists: dict[str, list[str]],
+    ) -> ir.Table:
+        slots = ibis.memtable(plan.slots)
+        bounds = (plan.slot_lo, plan.slot_hi, window_w.microseconds, breakdown, filter_lists)
+        if self.cache:
+            cell_table, converted_table = self._cached_tables(plan.slot_us)
+            return engine.rollup_cached(cell_table, converted_table, slots, *bounds)
+        facts = engine.in_scope_facts(self.messages, self.conversions, self._span_us(plan))
+        return engine.rollup_direct(facts, slots, plan.slot_us, *bounds)
 
     def _query(
         self,
