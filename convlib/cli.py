@@ -6,6 +6,7 @@ Bad input exits with code 2 and one line on stderr (``convlib: error: ...``), an
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -15,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from convlib.contract import BREAKDOWNS, DEFAULT_WINDOW, GRANULARITIES, WINDOWS, ContractError
+from convlib.periods import PRESETS
 
 __all__ = ["main", "write_atomic"]
 
@@ -169,12 +171,72 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sample.set_defaults(run=_cmd_sample_data)
 
-    from convlib import insights, report, serve  # feature modules add their own sub-commands
-
-    serve.register_cli(commands)
-    report.register_cli(commands)
-    insights.register_cli(commands)
+    for add in (_add_dashboard, _add_report, _add_insights):
+        add(commands)
     return parser
+
+
+def _lazy(module: str, function: str) -> Callable[[argparse.Namespace], int]:
+    """A command that imports its module only when it runs, so `convlib metrics` does not
+    pay for Bokeh, SciPy, Papermill or Voilà at start-up."""
+
+    def run(args: argparse.Namespace) -> int:
+        return getattr(importlib.import_module(module), function)(args)
+
+    return run
+
+
+def _add_dashboard(commands: argparse._SubParsersAction) -> None:
+    """Add ``convlib dashboard`` to the command line."""
+    parser = commands.add_parser("dashboard", help="serve the Conversion dashboard with Voilà")
+    parser.add_argument("--source", help="source to open (default: the bundled sample)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    parser.add_argument("--port", type=int, default=8866, help="port (default 8866)")
+    parser.set_defaults(run=_lazy("convlib.serve", "_cmd_dashboard"))
+
+
+def _add_report(commands: argparse._SubParsersAction) -> None:
+    """Add ``convlib report`` to the command line."""
+    parser = commands.add_parser("report", help="run the report notebook, write one HTML file")
+    parser.add_argument("--source", help="source (default: the bundled sample)")
+    parser.add_argument("--source-tz", help="time zone of timestamps without an offset")
+    parser.add_argument(
+        "--period", default="last-month", help=f"one of {', '.join(PRESETS)} (default last-month)"
+    )
+    parser.add_argument("--start", help="first local date (with --end, instead of --period)")
+    parser.add_argument("--end", help="last local date")
+    parser.add_argument(
+        "--anchor", default="data", help="resolve --period against the data's as-of (data) or today"
+    )
+    parser.add_argument("--tz", default="UTC", help="report time zone (default UTC)")
+    parser.add_argument("--window", default="7d", help="measurement window (default 7d)")
+    parser.add_argument("--breakdown", default="channel", help="none, channel, country, campaign")
+    parser.add_argument("--granularity", default="day", help="day, week or month (default day)")
+    for dimension in BREAKDOWNS:
+        parser.add_argument(f"--{dimension}", action="append", default=[], metavar="VALUE")
+    parser.add_argument("--benchmark", help="CSV of target rates (channel[, country|campaign])")
+    parser.add_argument("-o", "--output", help="HTML path (default reports/<dated name>.html)")
+    parser.set_defaults(run=_lazy("convlib.report", "_cmd_report"))
+
+
+def _add_insights(commands: argparse._SubParsersAction) -> None:
+    """Add ``convlib insights`` to the command line."""
+    parser = commands.add_parser("insights", help="changes, under-performers, comparison")
+    parser.add_argument("--source", help="source (default: the bundled sample)")
+    parser.add_argument("--source-tz", help="time zone of timestamps without an offset")
+    parser.add_argument("--start", required=True, help="first local date YYYY-MM-DD")
+    parser.add_argument("--end", required=True, help="last local date YYYY-MM-DD")
+    parser.add_argument("--tz", default="UTC", help="time zone (default UTC)")
+    parser.add_argument("--window", default="7d", help="measurement window (default 7d)")
+    parser.add_argument(
+        "--breakdown", default="campaign", help="series: channel, country, campaign"
+    )
+    for dimension in BREAKDOWNS:
+        parser.add_argument(f"--{dimension}", action="append", default=[], metavar="VALUE")
+    parser.add_argument("--benchmark", help="CSV: channel[, country|campaign], conversion_rate")
+    parser.add_argument("--format", default="json", help="json (default) or table")
+    parser.add_argument("-o", "--output", help="write to this file instead of stdout")
+    parser.set_defaults(run=_lazy("convlib.insights", "_cmd_insights"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -133,6 +133,7 @@ class ConversionDashboard:
         self.table_model = BokehModel(self.views.table)
         self.chart_box.children = (self.chart_model, self.w_note)
         self.table_box.children = (self.w_download, self.table_model)
+        self.run_insights()
 
     # -- construction ---------------------------------------------------------------------------
     def _apply_choices(self, choices: dict[str, Any]) -> None:
@@ -204,6 +205,28 @@ class ConversionDashboard:
         self.w_nodata = w.HTML("", layout=w.Layout(display="none"))
         self.w_download = w.HTML("")
         self.w_footer = w.HTML("")
+        self.w_insight_series = w.Dropdown(
+            options=[("by campaign", "campaign"), ("by channel", "channel"),
+                     ("by country", "country")],
+            layout=w.Layout(width="150px"),
+        )  # fmt: skip
+        self.w_insight_run = w.Button(
+            description="Analyse this selection", icon="search", button_style="info",
+            layout=w.Layout(width="210px"),
+        )  # fmt: skip
+        self.w_insight_run.on_click(lambda _: self.run_insights())
+        self.w_insight_list = w.VBox([])
+        self.insights_box = w.VBox(
+            [
+                w.HTML("<h3 style='margin:8px 0 4px'>Insights</h3><div style='font-size:12px;"
+                       "color:#555'>Significant changes in daily rates, under-performers against"
+                       " their channel and country benchmark, and the movement against the "
+                       "previous period. Click a finding to focus the chart on it.</div>"),
+                w.HBox([self.w_insight_run, self.w_insight_series]),
+                self.w_insight_list,
+            ],
+            layout=w.Layout(border="1px solid #ddd", padding="6px 10px", margin="10px 0"),
+        )  # fmt: skip
         self.chart_box = w.VBox([self.w_note])
         self.table_box = w.VBox([self.w_download], layout=w.Layout(display="none"))
         filters = w.VBox([
@@ -219,7 +242,7 @@ class ConversionDashboard:
         ], layout=w.Layout(padding="4px 0 8px 0"))  # fmt: skip
         self.widget = w.VBox(
             [self.w_notice, controls, self.w_status, self.w_headline, self.w_nodata,
-             self.chart_box, self.table_box, self.w_footer],
+             self.chart_box, self.table_box, self.insights_box, self.w_footer],
             layout=w.Layout(max_width="1240px"),
         )  # fmt: skip
         self.widget.add_class("convlib-dashboard")
@@ -410,6 +433,69 @@ class ConversionDashboard:
             f"{html.escape(message)}</div>"
         )
 
+    # -- insights -------------------------------------------------------------------------------
+    def run_insights(self) -> None:
+        """Find changes, under-performers and the period movement for the current selection."""
+        from convlib.insights import insights, sentences
+
+        s = self.state
+        self.w_insight_run.disabled = True
+        self.w_insight_list.children = (w.HTML("&#9203; Analysing…"),)
+        try:
+            common = self._common()
+            found = insights(
+                self.source, s.start, s.end, breakdown=self.w_insight_series.value,
+                filters=common["filters"], window=s.window, tz=s.tz,
+            )  # fmt: skip
+            self.last_insights = found
+            lines = sentences(found)
+            focus = [self._focus_change(c) for c in found["changes"][:8]]
+            focus += [self._focus_series(u["series"]) for u in found["underperformers"][:8]]
+            rows = []
+            for i, line in enumerate(lines):
+                action = focus[i] if i < len(focus) else None
+                rows.append(_finding_row(line, action))
+            if not rows:
+                rows = [w.HTML("No significant finding in this selection.")]
+            self.w_insight_list.children = tuple(rows)
+        except ContractError as exc:
+            self.w_insight_list.children = (w.HTML(html.escape(str(exc))),)
+        except Exception as exc:
+            log.exception("insights failed")
+            self.w_insight_list.children = (w.HTML(f"Insights failed: {html.escape(str(exc))}"),)
+        finally:
+            self.w_insight_run.disabled = False
+
+    def _focus_change(self, change: dict[str, Any]) -> Callable[[], None]:
+        day = dt.date.fromisoformat(change["date"])
+
+        def focus() -> None:
+            self.focus(change["series"], day - dt.timedelta(days=21), day + dt.timedelta(days=10))
+
+        return focus
+
+    def _focus_series(self, value: str) -> Callable[[], None]:
+        return lambda: self.focus(value, self.state.start, self.state.end)
+
+    def focus(self, value: str, start: dt.date, end: dt.date) -> None:
+        """Show one series of the insights' dimension, daily, around a period."""
+        dimension = self.w_insight_series.value
+        span = self.source.data_range(self.state.tz)
+        if span:
+            start, end = max(start, span[0]), min(end, span[1])
+        self._syncing = True  # one refresh for the whole change, not one per trait
+        try:
+            self.state.preset = "custom"
+            self.state.start, self.state.end = start, end
+            setattr(self.state, dimension, [value])
+            self.state.breakdown = dimension
+            self.state.granularity = "day"
+            self.state.view = "chart"
+        finally:
+            self._syncing = False
+        self._state_to_widgets()
+        self.refresh()
+
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
 
@@ -447,6 +533,15 @@ def _value_label(breakdown: str, value: str) -> str:
     if breakdown == "campaign" and value == "":
         return NO_CAMPAIGN
     return value
+
+
+def _finding_row(line: str, action: Callable[[], None] | None) -> w.HBox:
+    text = w.HTML(f"<span class='convlib-finding'>{html.escape(line)}</span>")
+    if action is None:
+        return w.HBox([text])
+    button = w.Button(description="Focus", layout=w.Layout(width="70px"), tooltip="focus chart")
+    button.on_click(lambda _: action())
+    return w.HBox([button, text])
 
 
 def _labelled(title: str, widget: w.Widget) -> w.HBox:

@@ -32,7 +32,6 @@ __all__ = [
     "detect_changes",
     "insights",
     "load_benchmark",
-    "register_cli",
     "underperformers",
 ]
 
@@ -502,23 +501,3 @@ def _cmd_insights(args: argparse.Namespace) -> int:
 
     _emit(text, args.output)
     return 0
-
-
-def register_cli(commands: argparse._SubParsersAction) -> None:
-    """Add ``convlib insights`` to the command line."""
-    parser = commands.add_parser("insights", help="changes, under-performers, comparison")
-    parser.add_argument("--source", help="source (default: the bundled sample)")
-    parser.add_argument("--source-tz", help="time zone of timestamps without an offset")
-    parser.add_argument("--start", required=True, help="first local date YYYY-MM-DD")
-    parser.add_argument("--end", required=True, help="last local date YYYY-MM-DD")
-    parser.add_argument("--tz", default="UTC", help="time zone (default UTC)")
-    parser.add_argument("--window", default="7d", help="measurement window (default 7d)")
-    parser.add_argument(
-        "--breakdown", default="campaign", help="series: channel, country, campaign"
-    )
-    for dimension in BREAKDOWNS:
-        parser.add_argument(f"--{dimension}", action="append", default=[], metavar="VALUE")
-    parser.add_argument("--benchmark", help="CSV: channel[, country|campaign], conversion_rate")
-    parser.add_argument("--format", default="json", help="json (default) or table")
-    parser.add_argument("-o", "--output", help="write to this file instead of stdout")
-    parser.set_defaults(run=_cmd_insights)

@@ -18,7 +18,6 @@ import pandas as pd
 
 from convlib.charts import build_views, series_frames, table_frame, update_views
 from convlib.contract import (
-    BREAKDOWNS,
     ContractError,
     parse_breakdown,
     parse_granularity,
@@ -34,7 +33,6 @@ __all__ = [
     "REPORT_NOTEBOOK",
     "Report",
     "ReportSpec",
-    "register_cli",
     "render_report",
     "report_spec",
 ]
@@ -237,6 +235,26 @@ class Report:
         )
         return shown.to_html(index=False, classes="convlib-table", border=0)
 
+    def insights_html(self) -> str:
+        """Significant changes, under-performing campaigns and the movement against the
+        previous period, in plain words (see ``convlib.insights``)."""
+        from convlib.insights import insights, sentences
+
+        found = insights(
+            self.source, self.spec.start, self.spec.end, breakdown="campaign",
+            filters=self.spec.filters, window=self.spec.window, tz=self.spec.tz,
+            benchmark=self.spec.benchmark,
+        )  # fmt: skip
+        lines = sentences(found, limit=12) or ["No significant finding in this period."]
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+        return (
+            f"<ul class='convlib-insights'>{items}</ul><p style='font-size:12px;color:#555'>"
+            "Changes: likelihood-ratio test on daily rates, corrected for every day and campaign "
+            "scanned (5% family-wise). Under-performers: one-sided exact binomial test against "
+            f"the benchmark ({html.escape(found['selection']['benchmark'])}), 5% false "
+            "discovery rate.</p>"
+        )
+
     def quality_html(self) -> str:
         """Every record not counted, and why."""
         m, c = self.quality["messages"], self.quality["conversions"]
@@ -324,27 +342,3 @@ def _default_output(spec: ReportSpec) -> Path:
     if spec.breakdown:
         name += f"_by_{spec.breakdown}"
     return Path("reports") / f"{name}.html"
-
-
-def register_cli(commands: argparse._SubParsersAction) -> None:
-    """Add ``convlib report`` to the command line."""
-    parser = commands.add_parser("report", help="run the report notebook, write one HTML file")
-    parser.add_argument("--source", help="source (default: the bundled sample)")
-    parser.add_argument("--source-tz", help="time zone of timestamps without an offset")
-    parser.add_argument(
-        "--period", default="last-month", help=f"one of {', '.join(PRESETS)} (default last-month)"
-    )
-    parser.add_argument("--start", help="first local date (with --end, instead of --period)")
-    parser.add_argument("--end", help="last local date")
-    parser.add_argument(
-        "--anchor", default="data", help="resolve --period against the data's as-of (data) or today"
-    )
-    parser.add_argument("--tz", default="UTC", help="report time zone (default UTC)")
-    parser.add_argument("--window", default="7d", help="measurement window (default 7d)")
-    parser.add_argument("--breakdown", default="channel", help="none, channel, country, campaign")
-    parser.add_argument("--granularity", default="day", help="day, week or month (default day)")
-    for dimension in BREAKDOWNS:
-        parser.add_argument(f"--{dimension}", action="append", default=[], metavar="VALUE")
-    parser.add_argument("--benchmark", help="CSV of target rates (channel[, country|campaign])")
-    parser.add_argument("-o", "--output", help="HTML path (default reports/<dated name>.html)")
-    parser.set_defaults(run=_cmd_report)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from convlib.contract import ContractError
 
-__all__ = ["NOTEBOOKS", "register_cli", "voila_command", "voila_environment"]
+__all__ = ["NOTEBOOKS", "voila_command", "voila_environment"]
 
 PACKAGE = Path(__file__).resolve().parent
 NOTEBOOKS = PACKAGE.parent / "notebooks"
@@ -45,12 +45,3 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     os.chdir(NOTEBOOKS)
     os.execvpe(command[0], command, env)
     return 0  # not reached
-
-
-def register_cli(commands: argparse._SubParsersAction) -> None:
-    """Add ``convlib dashboard`` to the command line."""
-    parser = commands.add_parser("dashboard", help="serve the Conversion dashboard with Voilà")
-    parser.add_argument("--source", help="source to open (default: the bundled sample)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
-    parser.add_argument("--port", type=int, default=8866, help="port (default 8866)")
-    parser.set_defaults(run=_cmd_dashboard)
