@@ -120,6 +120,7 @@ class ConversionDashboard:
         self.state = DashboardState()
         self.timings_ms: list[float] = []  # kernel time of each refresh, for the benchmark
         self._results: OrderedDict[tuple, Any] = OrderedDict()
+        self._insight_context: tuple[str, dict[str, list[str]]] = ("campaign", {})
         self._syncing = False
         self.views = build_views()
         self._build_widgets()
@@ -296,7 +297,14 @@ class ConversionDashboard:
     def _on_preset(self, change: dict) -> None:
         if change["new"] != "custom":
             self._resolve_preset()
-        self._state_to_widgets()
+            self._state_to_widgets()
+            return
+        # Custom dates come from the date pickers themselves: only the preset menu follows.
+        self._syncing = True
+        try:
+            self.w_preset.value = "custom"
+        finally:
+            self._syncing = False
 
     def _resolve_preset(self) -> None:
         span = self.source.data_range(self.state.tz)
@@ -448,6 +456,7 @@ class ConversionDashboard:
                 filters=common["filters"], window=s.window, tz=s.tz,
             )  # fmt: skip
             self.last_insights = found
+            self._insight_context = (self.w_insight_series.value, common["filters"])
             lines = sentences(found)
             focus = [self._focus_change(c) for c in found["changes"][:8]]
             focus += [self._focus_series(u["series"]) for u in found["underperformers"][:8]]
@@ -457,7 +466,13 @@ class ConversionDashboard:
                 rows.append(_finding_row(line, action))
             if not rows:
                 rows = [w.HTML("No significant finding in this selection.")]
-            self.w_insight_list.children = tuple(rows)
+            scope = ", ".join(f"{k} {', '.join(v)}" for k, v in common["filters"].items())
+            caption = (
+                f"<div style='font-size:12px;color:#555'>For {s.start} – {s.end}, "
+                f"{scope or 'all messages'}, window {s.window}, by {self._insight_context[0]}. "
+                "Change the selection and analyse again to update.</div>"
+            )
+            self.w_insight_list.children = (w.HTML(caption), *rows)
         except ContractError as exc:
             self.w_insight_list.children = (w.HTML(html.escape(str(exc))),)
         except Exception as exc:
@@ -478,8 +493,9 @@ class ConversionDashboard:
         return lambda: self.focus(value, self.state.start, self.state.end)
 
     def focus(self, value: str, start: dt.date, end: dt.date) -> None:
-        """Show one series of the insights' dimension, daily, around a period."""
-        dimension = self.w_insight_series.value
+        """Show one series of the insights' dimension, daily, around a period, with the filters
+        the insights were computed with."""
+        dimension, filters = self._insight_context
         span = self.source.data_range(self.state.tz)
         if span:
             start, end = max(start, span[0]), min(end, span[1])
@@ -487,6 +503,8 @@ class ConversionDashboard:
         try:
             self.state.preset = "custom"
             self.state.start, self.state.end = start, end
+            for name in ("channel", "country", "campaign"):
+                setattr(self.state, name, list(filters.get(name, [])))
             setattr(self.state, dimension, [value])
             self.state.breakdown = dimension
             self.state.granularity = "day"

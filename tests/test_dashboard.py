@@ -176,3 +176,21 @@ def test_footer_counts_excluded_records(dashboard, source):
 def test_notebook_parameters_are_validated(kwargs, message):
     with pytest.raises(convlib.ContractError, match=message):
         dashboard_choices(**kwargs)
+
+
+def test_insights_panel_focuses_the_chart(sample_dir):
+    board = ConversionDashboard(convlib.open_source(sample_dir))  # last 90 days of the sample
+    text = " ".join(
+        part.value for row in board.w_insight_list.children
+        for part in getattr(row, "children", [row]) if hasattr(part, "value")
+    )  # fmt: skip
+    assert "spring-sale: conversion rate fell" in text and "18 Apr 2026" in text
+    board.w_channel.value = ["WhatsApp Business"]  # the selection moves on after the analysis
+    first = next(row for row in board.w_insight_list.children if getattr(row, "children", ()))
+    first.children[0].click()  # "Focus" on spring-sale's drop
+    assert board.state.campaign == ["spring-sale"] and board.state.channel == []
+    assert (board.state.breakdown, board.state.granularity) == ("campaign", "day")
+    assert board.state.start <= dt.date(2026, 4, 18) <= board.state.end
+    assert board.w_nodata.layout.display == "none" and board.w_status.value == ""
+    shown = shown_points(board)
+    assert list(shown["series"].unique()) == ["spring-sale"]
