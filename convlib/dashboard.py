@@ -8,12 +8,13 @@ widgets, links them to the state and refreshes the views in place on every chang
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import html
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 from zoneinfo import available_timezones
 
@@ -22,13 +23,19 @@ import pandas as pd
 import traitlets
 from bokeh.io import output_notebook
 from bokeh.resources import Resources
-from jupyter_bokeh import BokehModel
 
-from convlib.charts import MAX_SERIES, METRICS, build_views, series_frames, update_views
+from convlib.charts import (
+    MAX_SERIES,
+    METRICS,
+    BatchedBokehModel,
+    build_views,
+    series_frames,
+    update_views,
+)
 from convlib.contract import WINDOWS, ContractError, parse_breakdown, parse_granularity
 from convlib.countries import country_code, country_label
 from convlib.fragments import headline_html
-from convlib.periods import PRESETS, parse_tz, previous_period, resolve_preset
+from convlib.periods import PRESETS, parse_tz, resolve_preset
 from convlib.source import Source
 
 __all__ = ["ConversionDashboard", "DashboardState", "dashboard_choices", "load_bokeh"]
@@ -130,8 +137,8 @@ class ConversionDashboard:
         self.refresh()
         # Wrapped only now: BokehModel serializes the figures when created, and changes made
         # before the page draws them would be lost. Later changes are sent as patches.
-        self.chart_model = BokehModel(self.views.layout)
-        self.table_model = BokehModel(self.views.table)
+        self.chart_model = BatchedBokehModel(self.views.layout)
+        self.table_model = BatchedBokehModel(self.views.table)
         self.chart_box.children = (self.chart_model, self.w_note)
         self.table_box.children = (self.w_download, self.table_model)
         self.run_insights()
@@ -357,10 +364,21 @@ class ConversionDashboard:
         breakdown = None if s.breakdown == "none" else s.breakdown
         order = list(labels)
         series = series_frames(frame, breakdown, order, labels)
-        table = update_views(self.views, series, s.metric, s.granularity, s.start, s.end)
+        with self._batched():
+            table = update_views(self.views, series, s.metric, s.granularity, s.start, s.end)
         self.current_table = table
         self.w_download.value = _download_link(table, self._file_stem())
         self.w_note.value = _chart_note(frame, breakdown, folded, self.source, s)
+
+    @contextlib.contextmanager
+    def _batched(self) -> Iterator[None]:
+        """Send the chart's and the table's changes as one message each (once displayed)."""
+        models = [m for m in (getattr(self, "chart_model", None),
+                              getattr(self, "table_model", None)) if m is not None]  # fmt: skip
+        with contextlib.ExitStack() as stack:
+            for model in models:
+                stack.enter_context(model.batch())
+            yield
 
     def _query(self, **kwargs: Any) -> pd.DataFrame:
         """``Source.metrics`` with a small memory, so toggling back and forth is instant."""
@@ -411,13 +429,16 @@ class ConversionDashboard:
     def _headline(self) -> str:
         s = self.state
         common = self._common()
-        current = self._query(start=s.start, end=s.end, granularity=None, **common)
-        before_start, before_end = previous_period(s.start, s.end)
-        previous = self._query(start=before_start, end=before_end, granularity=None, **common)
+        key = ("summary", s.start, s.end, repr(common))
+        if key not in self._results:
+            self._results[key] = self.source.summary(s.start, s.end, **common)
+        both = self._results[key]
+        current = both[both["period"] == s.start]
+        previous = both[both["period"] != s.start]
         if current.empty:
             return ""
         return headline_html(current.iloc[0], None if previous.empty else previous.iloc[0],
-                              s.start, s.end)  # fmt: skip
+                             s.start, s.end)  # fmt: skip
 
     def _footer(self) -> str:
         s = self.state

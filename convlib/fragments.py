@@ -13,7 +13,7 @@ __all__ = ["headline_html"]
 
 def _change(current: float, previous: float | None, kind: str, better_when_higher: bool) -> str:
     if previous is None or previous != previous or current != current:
-        return '<span style="color:#777">no previous period</span>'
+        return '<span style="color:#777">no data in the previous period</span>'
     if kind == "pp":
         delta = (current - previous) * 100
         text = f"{delta:+.2f} pp"

@@ -126,27 +126,30 @@ class BucketPlan:
 
 
 def plan_buckets(
-    start: dt.date, end: dt.date, tz: ZoneInfo, granularity: Granularity | None, slot_us: int
+    start: dt.date,
+    end: dt.date,
+    tz: ZoneInfo,
+    granularity: Granularity | None,
+    slot_us: int,
+    cuts: tuple[dt.date, ...] = (),
 ) -> BucketPlan:
     """Cut ``start..end`` (local dates, inclusive) into buckets and map UTC slots onto them.
 
-    With ``granularity=None`` the whole period is one bucket labelled ``start`` (totals).
+    With ``granularity=None`` the whole period is one bucket labelled ``start`` (totals), or
+    one bucket per range that ``cuts`` starts (a period and the one before it in one query).
     """
     if end < start:
         raise ContractError(f"end {end.isoformat()} is before start {start.isoformat()}")
     labels: list[dt.date] = []
     bounds_us: list[int] = []
-    ends_us: dict[dt.date, int] = {}
     period_end_us = local_midnight_us(end + dt.timedelta(days=1), tz)
-    for label, first_day in _buckets(start, end, granularity):
+    firsts = _buckets(start, end, granularity) if granularity else ((d, d) for d in (start, *cuts))
+    for label, first_day in firsts:
         labels.append(label)
         bounds_us.append(local_midnight_us(first_day, tz))
-        if granularity is None:
-            ends_us[label] = period_end_us
-            continue
-        next_first = _next_bucket(label, granularity)
-        ends_us[label] = min(local_midnight_us(next_first, tz), period_end_us)
     edges = [*bounds_us, period_end_us]
+    # A bucket ends where the next one starts, or at the end of the period (clipped).
+    ends_us = {label: edges[i + 1] for i, label in enumerate(labels)}
     for edge in edges:
         if edge % slot_us:
             raise ContractError(
@@ -164,12 +167,9 @@ def plan_buckets(
 
 
 def _buckets(
-    start: dt.date, end: dt.date, granularity: Granularity | None
+    start: dt.date, end: dt.date, granularity: Granularity
 ) -> Iterator[tuple[dt.date, dt.date]]:
     """Yield (label, first filtered day) for each bucket that holds a day of start..end."""
-    if granularity is None:
-        yield start, start
-        return
     label = bucket_start(start, granularity)
     first_day = start
     while first_day <= end:

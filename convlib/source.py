@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import warnings
 from collections.abc import Iterable, Mapping
@@ -33,6 +34,7 @@ from convlib.periods import (
     parse_date,
     parse_tz,
     plan_buckets,
+    previous_period,
     slot_length_us,
     us_to_local_date,
 )
@@ -87,6 +89,7 @@ class Source:
         self.cache = cache
         self._loaded = {"messages": messages, "conversions": conversions}
         self._plans: dict[tuple[Any, ...], BucketPlan] = {}
+        self._slot_tables: dict[int, ir.Table] = {}
         self._tables: dict[int, tuple[ir.Table, ir.Table]] = {}
         self._quality: dict[str, dict[str, dict[str, int]]] = {}
 
@@ -223,7 +226,7 @@ class Source:
         if query is None:
             return pd.DataFrame(columns=([breakdown_b] if breakdown_b else []) + columns)
         plan, window_w, breakdown_b, filter_lists, _ = query
-        slots = ibis.memtable(plan.slots)
+        slots = self._slot_table(plan)
         if self.cache:
             converted = self._cached_tables(plan.slot_us)[1]
         else:
@@ -242,6 +245,43 @@ class Source:
         frame = frame[keys + columns]
         return frame.sort_values(keys).reset_index(drop=True) if keys else frame
 
+    @functools.cache  # noqa: B019  (a Source lives as long as its cached tables anyway)
+    def _slot_length(self, zone: ZoneInfo, first_year: int, last_year: int) -> int:
+        """The slot length for a zone over whole calendar years (the offsets seldom change)."""
+        lo_us = local_midnight_us(dt.date(first_year, 1, 1), zone)
+        hi_us = local_midnight_us(dt.date(last_year + 1, 1, 1), zone)
+        return slot_length_us(zone, lo_us, hi_us)
+
+    def _slot_table(self, plan: BucketPlan) -> ir.Table:
+        """The plan's slot-to-period map as an engine table, registered once per plan."""
+        if id(plan) not in self._slot_tables:
+            self._slot_tables[id(plan)] = ibis.memtable(plan.slots)
+        return self._slot_tables[id(plan)]
+
+    def summary(
+        self,
+        start: str | dt.date,
+        end: str | dt.date,
+        *,
+        window: str | Window = DEFAULT_WINDOW,
+        filters: Filters | None = None,
+        tz: str | None = None,
+    ) -> pd.DataFrame:
+        """Totals of a period and of the period of equal length before it, in one query.
+
+        Two rows at most (no row for a period with no data), labelled by their first day.
+        """
+        first, last = parse_date(start, "start"), parse_date(end, "end")
+        if first is None or last is None:
+            raise ContractError("a summary needs a start and an end date")
+        before, _ = previous_period(first, last)
+        query = self._query(before, last, None, None, window, filters, tz, None, cuts=(first,))
+        if query is None:
+            return finish_metrics(pd.DataFrame(), None, {}, 0, None)
+        plan, window_w, _, filter_lists, as_of_value = query
+        rollup = self.con.to_pyarrow(self._rollup(plan, window_w, None, filter_lists)).to_pandas()
+        return finish_metrics(rollup, None, plan.ends_us, window_w.microseconds, as_of_value)
+
     def _span_us(self, plan: BucketPlan) -> tuple[int, int]:
         return plan.slot_lo * plan.slot_us, plan.slot_hi * plan.slot_us
 
@@ -252,7 +292,7 @@ class Source:
         breakdown: str | tuple[str, ...] | None,
         filter_lists: dict[str, list[str]],
     ) -> ir.Table:
-        slots = ibis.memtable(plan.slots)
+        slots = self._slot_table(plan)
         bounds = (plan.slot_lo, plan.slot_hi, window_w.microseconds, breakdown, filter_lists)
         if self.cache:
             cell_table, converted_table = self._cached_tables(plan.slot_us)
@@ -270,6 +310,7 @@ class Source:
         filters: Filters | None,
         tz: str | None,
         as_of: str | dt.datetime | None,
+        cuts: tuple[dt.date, ...] = (),
     ) -> tuple[BucketPlan, Window, str | None, dict[str, list[str]], int | None] | None:
         """Validate the parameters; None when the source has no in-scope message at all."""
         zone = parse_tz(tz)
@@ -286,12 +327,10 @@ class Source:
             return None
         start_d = start_d or span[0]
         end_d = end_d or max(span[1], start_d)
-        key = (start_d, end_d, zone.key, granularity_g)
+        key = (start_d, end_d, zone.key, granularity_g, cuts)
         if key not in self._plans:
-            lo_us = local_midnight_us(start_d, zone)
-            hi_us = local_midnight_us(end_d + dt.timedelta(days=1), zone)
-            slot_us = slot_length_us(zone, lo_us, hi_us)
-            self._plans[key] = plan_buckets(start_d, end_d, zone, granularity_g, slot_us)
+            slot_us = self._slot_length(zone, start_d.year, end_d.year)
+            self._plans[key] = plan_buckets(start_d, end_d, zone, granularity_g, slot_us, cuts)
         return self._plans[key], window_w, breakdown_b, filter_lists, as_of_value
 
     def _filters(self, filters: Filters | None) -> dict[str, list[str]]:
