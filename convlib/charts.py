@@ -7,11 +7,8 @@ figure, never flickers and keeps the user's zoom. No data access happens here.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import json
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,8 +33,6 @@ from bokeh.models import (
 )
 from bokeh.models.layouts import LayoutDOM
 from bokeh.plotting import figure
-from bokeh.protocol import Protocol
-from jupyter_bokeh import BokehModel
 from scipy.interpolate import PchipInterpolator
 
 from convlib.formatting import format_duration, format_rate
@@ -47,7 +42,6 @@ __all__ = [
     "METRICS",
     "OTHER_COLOR",
     "PALETTE",
-    "BatchedBokehModel",
     "ChartViews",
     "build_views",
     "monotone_spline",
@@ -429,43 +423,3 @@ def _update_band(slot: SeriesSlot, x: np.ndarray, rows: pd.DataFrame, metric: st
     dense_x, low = monotone_spline(x, rows["rate_ci_low"].to_numpy(dtype=float))
     _, high = monotone_spline(x, rows["rate_ci_high"].to_numpy(dtype=float))
     slot.band.data = {"x": dense_x, "low": low, "high": high}
-
-
-class BatchedBokehModel(BokehModel):
-    """A ``BokehModel`` that sends the changes of one update as a single patch message.
-
-    ``jupyter_bokeh`` sends one message per changed property; a dashboard update changes some
-    thirty data sources at once, and the per-message cost then dominates the refresh.
-    """
-
-    def __init__(self, model: LayoutDOM, **kwargs: Any) -> None:
-        self._pending: list[Any] | None = None
-        super().__init__(model, **kwargs)
-
-    @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
-        """Collect document changes made inside the block; send them as one message."""
-        self._pending = []
-        try:
-            yield
-        finally:
-            events, self._pending = self._pending, None
-            if events:
-                self._send_events(events)
-
-    def _document_patched(self, event: Any) -> None:
-        if event.setter is self:
-            return
-        if self._pending is not None:
-            self._pending.append(event)
-            return
-        self._send_events([event])
-
-    def _send_events(self, events: list[Any]) -> None:
-        message = Protocol().create("PATCH-DOC", events)
-        self.send({"msg": "patch", "payload": message.header_json})
-        self.send({"msg": "patch", "payload": message.metadata_json})
-        self.send({"msg": "patch", "payload": message.content_json})
-        for buffer in message.buffers:
-            self.send({"msg": "patch", "payload": json.dumps(buffer.ref)})
-            self.send({"msg": "patch"}, [buffer.to_bytes()])

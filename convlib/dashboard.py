@@ -11,6 +11,7 @@ import base64
 import contextlib
 import datetime as dt
 import html
+import json
 import logging
 import time
 from collections import OrderedDict
@@ -22,23 +23,25 @@ import ipywidgets as w
 import pandas as pd
 import traitlets
 from bokeh.io import output_notebook
+from bokeh.models.layouts import LayoutDOM
+from bokeh.protocol import Protocol
 from bokeh.resources import Resources
+from jupyter_bokeh import BokehModel
 
-from convlib.charts import (
-    MAX_SERIES,
-    METRICS,
-    BatchedBokehModel,
-    build_views,
-    series_frames,
-    update_views,
-)
+from convlib.charts import MAX_SERIES, METRICS, build_views, series_frames, update_views
 from convlib.contract import WINDOWS, ContractError, parse_breakdown, parse_granularity
 from convlib.countries import country_code, country_label
 from convlib.fragments import headline_html
 from convlib.periods import PRESETS, parse_tz, resolve_preset
 from convlib.source import Source
 
-__all__ = ["ConversionDashboard", "DashboardState", "dashboard_choices", "load_bokeh"]
+__all__ = [
+    "BatchedBokehModel",
+    "ConversionDashboard",
+    "DashboardState",
+    "dashboard_choices",
+    "load_bokeh",
+]
 
 log = logging.getLogger(__name__)
 NO_CAMPAIGN = "(no campaign)"
@@ -52,6 +55,46 @@ def load_bokeh() -> None:
     output_notebook(
         Resources(mode="inline", components=["bokeh", "bokeh-tables"]), hide_banner=True
     )
+
+
+class BatchedBokehModel(BokehModel):
+    """A ``BokehModel`` that sends the changes of one update as a single patch message.
+
+    ``jupyter_bokeh`` sends one message per changed property; a dashboard update changes some
+    thirty data sources at once, and the per-message cost then dominates the refresh.
+    """
+
+    def __init__(self, model: LayoutDOM, **kwargs: Any) -> None:
+        self._pending: list[Any] | None = None
+        super().__init__(model, **kwargs)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Collect document changes made inside the block; send them as one message."""
+        self._pending = []
+        try:
+            yield
+        finally:
+            events, self._pending = self._pending, None
+            if events:
+                self._send_events(events)
+
+    def _document_patched(self, event: Any) -> None:
+        if event.setter is self:
+            return
+        if self._pending is not None:
+            self._pending.append(event)
+            return
+        self._send_events([event])
+
+    def _send_events(self, events: list[Any]) -> None:
+        message = Protocol().create("PATCH-DOC", events)
+        self.send({"msg": "patch", "payload": message.header_json})
+        self.send({"msg": "patch", "payload": message.metadata_json})
+        self.send({"msg": "patch", "payload": message.content_json})
+        for buffer in message.buffers:
+            self.send({"msg": "patch", "payload": json.dumps(buffer.ref)})
+            self.send({"msg": "patch"}, [buffer.to_bytes()])
 
 
 class DashboardState(traitlets.HasTraits):

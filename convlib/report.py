@@ -146,10 +146,10 @@ class Report:
         self.metrics = source.metrics(
             spec.start, spec.end, breakdown=spec.breakdown, granularity=spec.granularity, **common
         )
-        self.totals = source.metrics(spec.start, spec.end, granularity=None, **common)
-        before = previous_period(spec.start, spec.end)
-        self.previous = source.metrics(*before, granularity=None, **common)
-        self.previous_period = before
+        both = source.summary(spec.start, spec.end, **common)
+        self.totals = both[both["period"] == spec.start]
+        self.previous = both[both["period"] != spec.start]
+        self.previous_period = previous_period(spec.start, spec.end)
         self.quality = source.quality(spec.window)
         self.as_of = source.as_of(spec.tz)
 
