@@ -170,6 +170,7 @@ class ConversionDashboard:
         self.state = DashboardState()
         self.timings_ms: list[float] = []  # kernel time of each refresh, for the benchmark
         self._results: OrderedDict[tuple, Any] = OrderedDict()
+        self.table_model: BatchedBokehModel | None = None
         self._insight_context: tuple[str, dict[str, list[str]]] = ("campaign", {})
         self._syncing = False
         self.views = build_views()
@@ -181,9 +182,8 @@ class ConversionDashboard:
         # Wrapped only now: BokehModel serializes the figures when created, and changes made
         # before the page draws them would be lost. Later changes are sent as patches.
         self.chart_model = BatchedBokehModel(self.views.layout)
-        self.table_model = BatchedBokehModel(self.views.table)
+        self._ensure_table_model()
         self.chart_box.children = (self.chart_model, self.w_note)
-        self.table_box.children = (self.w_download, self.table_model)
         self.run_insights()
 
     # -- construction ---------------------------------------------------------------------------
@@ -394,6 +394,7 @@ class ConversionDashboard:
             raise ContractError(f"end {s.end} is before start {s.start}")
         frame, labels, folded = self._series_frame()
         self.table_box.layout.display = "none" if s.view != "table" or frame.empty else None
+
         self.chart_box.layout.display = "none" if s.view != "chart" or frame.empty else None
         self.w_nodata.layout.display = None if frame.empty else "none"
         self.w_nodata.value = _no_data_message(s) if frame.empty else ""
@@ -412,12 +413,19 @@ class ConversionDashboard:
         self.current_table = table
         self.w_download.value = _download_link(table, self._file_stem())
         self.w_note.value = _chart_note(frame, breakdown, folded, self.source, s)
+        self._ensure_table_model()
+
+    def _ensure_table_model(self) -> None:
+        """Wrap the table when it is first shown (after its data is in: see the constructor),
+        which keeps the first page load light."""
+        if self.state.view == "table" and self.table_model is None and hasattr(self, "chart_model"):
+            self.table_model = BatchedBokehModel(self.views.table)
+            self.table_box.children = (self.w_download, self.table_model)
 
     @contextlib.contextmanager
     def _batched(self) -> Iterator[None]:
         """Send the chart's and the table's changes as one message each (once displayed)."""
-        models = [m for m in (getattr(self, "chart_model", None),
-                              getattr(self, "table_model", None)) if m is not None]  # fmt: skip
+        models = [m for m in (getattr(self, "chart_model", None), self.table_model) if m]
         with contextlib.ExitStack() as stack:
             for model in models:
                 stack.enter_context(model.batch())
