@@ -43,10 +43,13 @@ __all__ = [
     "OTHER_COLOR",
     "PALETTE",
     "ChartViews",
+    "InsightViews",
+    "build_insight_views",
     "build_views",
     "monotone_spline",
     "series_frames",
     "table_frame",
+    "update_insight_views",
     "update_views",
 ]
 
@@ -423,3 +426,101 @@ def _update_band(slot: SeriesSlot, x: np.ndarray, rows: pd.DataFrame, metric: st
     dense_x, low = monotone_spline(x, rows["rate_ci_low"].to_numpy(dtype=float))
     _, high = monotone_spline(x, rows["rate_ci_high"].to_numpy(dtype=float))
     slot.band.data = {"x": dense_x, "low": low, "high": high}
+
+
+# -- insight charts: the funnel plot and the conversion-time ECDF ----------------------------------
+@dataclass
+class InsightViews:
+    """The funnel plot (rate index against volume) and the ECDF of conversion times."""
+
+    funnel: figure
+    ecdf: figure
+    layout: LayoutDOM
+    points: ColumnDataSource
+    limits: ColumnDataSource
+    curves: list[ColumnDataSource]
+    curve_items: list[LegendItem]
+
+
+def build_insight_views(width: int = 480) -> InsightViews:
+    """Create both insight charts once, empty; :func:`update_insight_views` fills them."""
+    funnel = figure(
+        height=320, width=width, x_axis_type="log", title="Rate against benchmark, by volume",
+        x_axis_label="delivered", y_axis_label="rate ÷ benchmark", tools="pan,wheel_zoom,reset",
+        x_range=Range1d(10, 1e6), y_range=Range1d(0, 2), name="funnel-plot",
+    )  # fmt: skip
+    limits = ColumnDataSource({"n": [], "low95": [], "high95": [], "low998": [], "high998": []})
+    funnel.varea("n", "low998", "high998", source=limits, fill_color="#999999", fill_alpha=0.12)
+    funnel.varea("n", "low95", "high95", source=limits, fill_color="#999999", fill_alpha=0.18)
+    funnel.line("n", "low95", source=limits, line_dash="dashed", line_color="#777777")
+    funnel.line("n", "low998", source=limits, line_dash="dotted", line_color="#777777")
+    points = ColumnDataSource(
+        {"n": [], "index": [], "series": [], "rate": [], "benchmark": [], "q": [], "color": []}
+    )
+    dots = funnel.scatter("n", "index", source=points, size=8, fill_color="color", line_color=None)
+    funnel.add_tools(HoverTool(renderers=[dots], tooltips=[
+        ("", "@series"), ("rate", "@rate"), ("benchmark", "@benchmark"),
+        ("delivered", "@n{0,0}"), ("q", "@q"),
+    ]))  # fmt: skip
+    ecdf = figure(
+        height=320, width=width, x_axis_type="log", title="Conversion time (ECDF)",
+        x_axis_label="hours after delivery", y_axis_label="share of conversions",
+        tools="pan,wheel_zoom,reset", x_range=Range1d(0.05, 200), y_range=Range1d(0, 1),
+        name="ecdf-plot",
+    )  # fmt: skip
+    ecdf.yaxis.formatter = NumeralTickFormatter(format="0%")
+    curves, items = [], []
+    for i in range(MAX_SERIES):
+        source = ColumnDataSource({"x": [], "y": []})
+        color = PALETTE[i] if i < len(PALETTE) else OTHER_COLOR
+        line = ecdf.line("x", "y", source=source, line_color=color, line_width=2)
+        curves.append(source)
+        items.append(LegendItem(label=value(""), renderers=[line], visible=False))
+    ecdf.add_layout(Legend(items=items, click_policy="hide", label_text_font_size="10px"), "right")
+    from bokeh.layouts import row
+
+    return InsightViews(funnel, ecdf, row(funnel, ecdf), points, limits, curves, items)
+
+
+def update_insight_views(views: InsightViews, found: dict[str, Any]) -> None:
+    """Show a result of ``convlib.insights.insights`` in the two charts."""
+    table = pd.DataFrame(found.get("benchmark_table") or [])
+    if table.empty:
+        views.points.data = {k: [] for k in views.points.data}
+        views.limits.data = {k: [] for k in views.limits.data}
+    else:
+        key = table.columns[0]
+        pooled = float((table["benchmark"] * table["delivered"]).sum() / table["delivered"].sum())
+        n = np.logspace(1, math.log10(max(table["delivered"].max() * 2, 100)), 80)
+        spread = np.sqrt((1 - pooled) / (n * pooled)) if pooled > 0 else np.zeros_like(n)
+        views.limits.data = {
+            "n": n, "low95": 1 - 1.96 * spread, "high95": 1 + 1.96 * spread,
+            "low998": 1 - 3.09 * spread, "high998": 1 + 3.09 * spread,
+        }  # fmt: skip
+        index = (table["rate"] / table["benchmark"]).to_numpy(dtype=float)
+        views.points.data = {
+            "n": table["delivered"].to_numpy(dtype=float), "index": index,
+            "series": [str(v) or "(none)" for v in table[key]],
+            "rate": [format_rate(v) for v in table["rate"]],
+            "benchmark": [format_rate(v) for v in table["benchmark"]],
+            "q": [f"{v:.2g}" for v in table["q"]],
+            "color": ["#D55E00" if below else "#0072B2" for below in table["below"]],
+        }  # fmt: skip
+        _set_range(views.funnel.x_range, 10.0, float(n[-1]))
+        _set_range(views.funnel.y_range, 0.0, max(2.0, float(np.nanmax(index)) * 1.1))
+    times = pd.DataFrame(found.get("conversion_time") or [])
+    levels = [c for c in times.columns if c.startswith("q") and c.endswith("_s")]
+    levels.sort(key=lambda c: int(c[1:-2]))
+    key = found.get("selection", {}).get("breakdown")
+    times = times.sort_values("converted", ascending=False) if not times.empty else times
+    for i, (source, item) in enumerate(zip(views.curves, views.curve_items, strict=True)):
+        if i >= len(times):
+            source.data, item.visible = {"x": [], "y": []}, False
+            continue
+        row_ = times.iloc[i]
+        source.data = {
+            "x": np.array([row_[c] for c in levels], dtype=float) / 3600,
+            "y": np.array([int(c[1:-2]) / 100 for c in levels]),
+        }
+        item.label = value((str(row_[key]) or "(none)") if key else "All messages")
+        item.visible = True

@@ -28,7 +28,15 @@ from bokeh.protocol import Protocol
 from bokeh.resources import Resources
 from jupyter_bokeh import BokehModel
 
-from convlib.charts import MAX_SERIES, METRICS, build_views, series_frames, update_views
+from convlib.charts import (
+    MAX_SERIES,
+    METRICS,
+    build_insight_views,
+    build_views,
+    series_frames,
+    update_insight_views,
+    update_views,
+)
 from convlib.contract import WINDOWS, ContractError, parse_breakdown, parse_granularity
 from convlib.countries import country_code, country_label
 from convlib.fragments import headline_html
@@ -174,6 +182,7 @@ class ConversionDashboard:
         self._insight_context: tuple[str, dict[str, list[str]]] = ("campaign", {})
         self._syncing = False
         self.views = build_views()
+        self.insight_views = build_insight_views()
         self._build_widgets()
         self._apply_choices(choices)
         self.state.observe(self._on_state, names=[*QUERY_TRAITS, *SERIES_TRAITS, *VIEW_TRAITS])
@@ -528,6 +537,9 @@ class ConversionDashboard:
                 filters=common["filters"], window=s.window, tz=s.tz,
             )  # fmt: skip
             self.last_insights = found
+            model = getattr(self, "insight_model", None)
+            with model.batch() if model else contextlib.nullcontext():
+                update_insight_views(self.insight_views, found)
             self._insight_context = (self.w_insight_series.value, common["filters"])
             lines = sentences(found)
             focus = [self._focus_change(c) for c in found["changes"][:8]]

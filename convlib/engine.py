@@ -173,6 +173,7 @@ def rollup_cached(
 
 
 TIME_QUANTILES = (0.25, 0.5, 0.75, 0.9)
+ECDF_LEVELS = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 5% .. 95%: the ECDF chart
 TIME_SHARES_S = (3_600, 21_600, 86_400)
 
 
@@ -194,7 +195,7 @@ def delay_distribution(
     keys = [breakdown] if breakdown else []
     delay = selected.delay_us
     measures: dict[str, ir.Scalar] = {"converted": selected.count()}
-    for q in TIME_QUANTILES:
+    for q in sorted({*TIME_QUANTILES, *ECDF_LEVELS}):
         measures[f"q{round(q * 100)}_us"] = delay.quantile(q)
     for seconds in TIME_SHARES_S:
         measures[f"within_{seconds}s"] = (delay <= seconds * 1_000_000).mean()

@@ -27,6 +27,7 @@ __all__ = [
     "Change",
     "Comparison",
     "Underperformer",
+    "benchmark_table",
     "compare_periods",
     "decompose",
     "detect_changes",
@@ -332,6 +333,25 @@ def _benchmark_rates(cells: pd.DataFrame, table: pd.DataFrame) -> pd.Series:
     return merged["conversion_rate"]
 
 
+def benchmark_table(cells: pd.DataFrame, series_column: str, benchmark: pd.Series) -> pd.DataFrame:
+    """Per series: delivered, converted, rate, delivered-weighted benchmark, one-sided p and
+    Benjamini-Hochberg q, and whether it is significantly below (the funnel plot's points)."""
+    frame = cells.assign(benchmark=benchmark.to_numpy()).dropna(subset=["benchmark"])
+    frame = frame.assign(expected=frame["benchmark"] * frame["delivered"])
+    per = frame.groupby(series_column).agg(
+        delivered=("delivered", "sum"), converted=("converted", "sum"), expected=("expected", "sum")
+    )
+    per = per[per["delivered"] > 0]
+    if per.empty:
+        return per.assign(rate=[], benchmark=[], p=[], q=[], below=[])
+    per["rate"] = per["converted"] / per["delivered"]
+    per["benchmark"] = per["expected"] / per["delivered"]
+    per["p"] = stats.binom.cdf(per["converted"], per["delivered"], per["benchmark"].clip(0, 1))
+    per["q"] = _benjamini_hochberg(per["p"].to_numpy())
+    per["below"] = (per["q"] <= ALPHA) & (per["converted"] < per["expected"])
+    return per
+
+
 def underperformers(
     cells: pd.DataFrame, series_column: str, benchmark: pd.Series
 ) -> list[Underperformer]:
@@ -341,26 +361,8 @@ def underperformers(
     the benchmark rate of each cell. One-sided exact binomial test per series, then
     Benjamini-Hochberg at a 5% false discovery rate over the series tested.
     """
-    frame = cells.assign(benchmark=benchmark.to_numpy()).dropna(subset=["benchmark"])
-    frame = frame.assign(expected=frame["benchmark"] * frame["delivered"])
-    per = frame.groupby(series_column).agg(
-        delivered=("delivered", "sum"), converted=("converted", "sum"), expected=("expected", "sum")
-    )
-    per = per[per["delivered"] > 0]
-    if per.empty:
-        return []
-    per["benchmark"] = per["expected"] / per["delivered"]
-    per["p"] = stats.binom.cdf(per["converted"], per["delivered"], per["benchmark"].clip(0, 1))
-    per["q"] = _benjamini_hochberg(per["p"].to_numpy())
-    below = per[(per["q"] <= ALPHA) & (per["converted"] < per["expected"])]
-    return [
-        Underperformer(
-            series=str(name), rate=float(r.converted / r.delivered), benchmark=float(r.benchmark),
-            delivered=int(r.delivered), converted=int(r.converted), p_value=float(r.p),
-            q_value=float(r.q),
-        )
-        for name, r in below.sort_values("q").iterrows()
-    ]  # fmt: skip
+    per = benchmark_table(cells, series_column, benchmark)
+    return underperformers_from(per)
 
 
 def _benjamini_hochberg(p: np.ndarray) -> np.ndarray:
@@ -397,7 +399,8 @@ def insights(
     previous = source.metrics(*before, breakdown=series, granularity=None, **common)
     comparison = compare_periods(current, previous, series)
     decomposition = decompose(current, previous, series) if series else None
-    under = _underperformers(source, first, last, series, benchmark, common)
+    table = _benchmark_frame(source, first, last, series, benchmark, common)
+    under = [] if table.empty else underperformers_from(table)
     times = source.time_distribution(first, last, breakdown=series, **common)
     return {
         "selection": {
@@ -415,6 +418,7 @@ def insights(
         "comparison": [asdict(c) for c in comparison],
         "decomposition": decomposition,
         "conversion_time": _records(times),
+        "benchmark_table": _records(table.reset_index()) if not table.empty else [],
     }
 
 
@@ -424,20 +428,33 @@ def _benchmark_label(benchmark: str | Path | pd.DataFrame | None) -> str:
     return str(benchmark) if isinstance(benchmark, str | Path) else "table"
 
 
-def _underperformers(
+def underperformers_from(table: pd.DataFrame) -> list[Underperformer]:
+    """The significantly-below rows of a :func:`benchmark_table`, most significant first."""
+    below = table[table["below"]].sort_values("q")
+    return [
+        Underperformer(
+            series=str(name), rate=float(r.rate), benchmark=float(r.benchmark),
+            delivered=int(r.delivered), converted=int(r.converted), p_value=float(r.p),
+            q_value=float(r.q),
+        )
+        for name, r in below.iterrows()
+    ]  # fmt: skip
+
+
+def _benchmark_frame(
     source: Source,
     first: dt.date,
     last: dt.date,
     series: str | None,
     benchmark: str | Path | pd.DataFrame | None,
     common: dict[str, Any],
-) -> list[Underperformer]:
+) -> pd.DataFrame:
     if not series:
-        return []
+        return pd.DataFrame()
     keys = tuple(dict.fromkeys((series, "channel", "country", "campaign")))
     cells = source.cross_totals(first, last, keys, **common)
     if cells.empty:
-        return []
+        return pd.DataFrame()
     if benchmark is None:
         start90, end90 = first - dt.timedelta(days=90), first - dt.timedelta(days=1)
         table = source.cross_totals(start90, end90, ("channel", "country"), **{
@@ -446,8 +463,7 @@ def _underperformers(
         table = table.assign(conversion_rate=table["converted"] / table["delivered"])
     else:
         table = benchmark if isinstance(benchmark, pd.DataFrame) else load_benchmark(benchmark)
-    rates = _benchmark_rates(cells, table)
-    return underperformers(cells, series, rates)
+    return benchmark_table(cells, series, _benchmark_rates(cells, table))
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import html
 import shutil
 import sys
@@ -16,7 +17,14 @@ from typing import Any
 
 import pandas as pd
 
-from convlib.charts import build_views, series_frames, table_frame, update_views
+from convlib.charts import (
+    build_insight_views,
+    build_views,
+    series_frames,
+    table_frame,
+    update_insight_views,
+    update_views,
+)
 from convlib.contract import (
     ContractError,
     parse_breakdown,
@@ -235,16 +243,29 @@ class Report:
         )
         return shown.to_html(index=False, classes="convlib-table", border=0)
 
-    def insights_html(self) -> str:
-        """Significant changes, under-performing campaigns and the movement against the
-        previous period, in plain words (see ``convlib.insights``)."""
-        from convlib.insights import insights, sentences
+    @functools.cached_property
+    def insights(self) -> dict[str, Any]:
+        """Changes, under-performers and comparison by campaign (see ``convlib.insights``)."""
+        from convlib.insights import insights
 
-        found = insights(
+        return insights(
             self.source, self.spec.start, self.spec.end, breakdown="campaign",
             filters=self.spec.filters, window=self.spec.window, tz=self.spec.tz,
             benchmark=self.spec.benchmark,
         )  # fmt: skip
+
+    def insight_charts(self) -> Any:
+        """The funnel plot of campaigns against their benchmark and the conversion-time ECDF."""
+        views = build_insight_views(width=460)
+        update_insight_views(views, self.insights)
+        return views.layout
+
+    def insights_html(self) -> str:
+        """Significant changes, under-performing campaigns and the movement against the
+        previous period, in plain words."""
+        from convlib.insights import sentences
+
+        found = self.insights
         lines = sentences(found, limit=12) or ["No significant finding in this period."]
         items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
         return (

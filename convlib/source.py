@@ -218,7 +218,8 @@ class Source:
         tz: str | None = None,
     ) -> pd.DataFrame:
         """Conversion-time quartiles and p90 (seconds) and the share of converted messages that
-        converted within 1 h, 6 h and 24 h, per breakdown value."""
+        converted within 1 h, 6 h and 24 h, per breakdown value; then the 5%..95% quantiles
+        (``q5_s`` .. ``q95_s``) that draw its ECDF."""
         query = self._query(start, end, breakdown, None, window, filters, tz, None)
         columns = ["converted", "q25_s", "q50_s", "q75_s", "q90_s",
                    "within_1h", "within_6h", "within_24h"]  # fmt: skip
@@ -237,12 +238,16 @@ class Source:
             filter_lists,
         )  # fmt: skip
         frame = self.con.to_pyarrow(expression).to_pandas()
-        for q in ("25", "50", "75", "90"):
-            frame[f"q{q}_s"] = frame.pop(f"q{q}_us").astype(float) / 1e6
+        for column in [c for c in frame.columns if c.endswith("_us")]:
+            frame[column.removesuffix("_us") + "_s"] = frame.pop(column).astype(float) / 1e6
         for label, seconds in (("1h", 3600), ("6h", 21600), ("24h", 86400)):
             frame[f"within_{label}"] = frame.pop(f"within_{seconds}s").astype(float)
         keys = [breakdown_b] if breakdown_b else []
-        frame = frame[keys + columns]
+        ecdf = sorted(
+            (c for c in frame.columns if c.startswith("q") and c not in columns),
+            key=lambda c: int(c[1:-2]),
+        )
+        frame = frame[keys + columns + ecdf]
         return frame.sort_values(keys).reset_index(drop=True) if keys else frame
 
     @functools.cache  # noqa: B019  (a Source lives as long as its cached tables anyway)

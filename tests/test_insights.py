@@ -212,3 +212,22 @@ def test_cli_insights_json(capsys, sample_dir):
     assert set(found["underperformers"][0]) >= {"series", "rate", "benchmark", "delivered",
                                                  "p_value"}  # fmt: skip
     assert set(found["comparison"][0]) >= {"series", "rate", "previous_rate", "change", "p_value"}
+
+
+def test_funnel_and_ecdf_charts_show_the_findings(sample_dir):
+    from convlib.charts import build_insight_views, update_insight_views
+
+    source = convlib.open_source(sample_dir)
+    found = insights(source, "2026-04-01", "2026-04-30", breakdown="campaign")
+    views = build_insight_views()
+    update_insight_views(views, found)
+    points = views.points.data
+    flagged = {s for s, c in zip(points["series"], points["color"], strict=True) if c == "#D55E00"}
+    assert flagged == {u["series"] for u in found["underperformers"]}
+    # control limits narrow as volume grows
+    low = np.asarray(views.limits.data["low95"])
+    assert np.all(np.diff(low) > 0) and low[-1] < 1
+    shown = [item.label.value for item in views.curve_items if item.visible]
+    assert len(shown) == min(len(found["conversion_time"]), len(views.curves))
+    first = np.asarray(views.curves[0].data["y"])
+    assert first[0] == 0.05 and first[-1] == 0.95
