@@ -296,26 +296,9 @@ def update_views(
 ) -> pd.DataFrame:
     """Replace the data of every source for these series; returns the table's rows.
 
-    Document events are held and sent as one message where the figures are in a document.
+    Each property is assigned only when it changes; a displayed dashboard sends all of one
+    update's changes as one message (``convlib.dashboard.BatchedBokehModel``).
     """
-    document = views.chart.document
-    if document is not None:
-        document.hold("combine")
-    try:
-        return _update(views, series, metric, granularity, start, end)
-    finally:
-        if document is not None:
-            document.unhold()
-
-
-def _update(
-    views: ChartViews,
-    series: list[tuple[str, pd.DataFrame]],
-    metric: str,
-    granularity: str | None,
-    start: dt.date,
-    end: dt.date,
-) -> pd.DataFrame:
     axis = views.chart.yaxis[0]
     _set(axis, "axis_label", METRICS[metric] + ("" if metric == "rate" else " (hours)"))
     _set(axis, "formatter", views.rate_format if metric == "rate" else views.hours_format)
