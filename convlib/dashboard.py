@@ -376,15 +376,15 @@ class ConversionDashboard:
     def _on_state(self, change: dict) -> None:
         if self._syncing:
             return
-        self.refresh(queries=change["name"] not in VIEW_TRAITS)
+        self.refresh()  # a view change re-renders from remembered results, with no query
 
     # -- computing and showing -------------------------------------------------------------------
-    def refresh(self, queries: bool = True) -> None:
+    def refresh(self) -> None:
         """Recompute what the state asks for and update every view in place."""
         began = time.perf_counter()
         self._set_busy(True)
         try:
-            self._render(queries)
+            self._render()
             self.w_status.value = ""
         except ContractError as exc:
             self._show_error(str(exc))
@@ -395,7 +395,7 @@ class ConversionDashboard:
             self._set_busy(False)
             self.timings_ms.append((time.perf_counter() - began) * 1000)
 
-    def _render(self, queries: bool) -> None:
+    def _render(self) -> None:
         s = self.state
         if s.start is None or s.end is None:
             raise ContractError("the source has no delivered message to show")
@@ -407,9 +407,7 @@ class ConversionDashboard:
         self.chart_box.layout.display = "none" if s.view != "chart" or frame.empty else None
         self.w_nodata.layout.display = None if frame.empty else "none"
         self.w_nodata.value = _no_data_message(s) if frame.empty else ""
-        self.w_headline.value = (
-            self._headline() if queries or not self.w_headline.value else (self.w_headline.value)
-        )
+        self.w_headline.value = self._headline()  # remembered: free when only the view changed
         self.w_footer.value = self._footer()
         if frame.empty:
             self.current_table = pd.DataFrame()
@@ -440,15 +438,19 @@ class ConversionDashboard:
                 stack.enter_context(model.batch())
             yield
 
-    def _query(self, **kwargs: Any) -> pd.DataFrame:
-        """``Source.metrics`` with a small memory, so toggling back and forth is instant."""
-        key = tuple(sorted((k, repr(v)) for k, v in kwargs.items()))
+    def _remembered(self, key: tuple, compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+        """A small memory of query results, so toggling back and forth is instant."""
         if key not in self._results:
-            self._results[key] = self.source.metrics(**kwargs)
+            self._results[key] = compute()
             if len(self._results) > 64:
                 self._results.popitem(last=False)
         self._results.move_to_end(key)
         return self._results[key]
+
+    def _query(self, **kwargs: Any) -> pd.DataFrame:
+        """``Source.metrics``, remembered."""
+        key = ("metrics", *sorted((k, repr(v)) for k, v in kwargs.items()))
+        return self._remembered(key, lambda: self.source.metrics(**kwargs))
 
     def _common(self) -> dict[str, Any]:
         s = self.state
@@ -490,9 +492,7 @@ class ConversionDashboard:
         s = self.state
         common = self._common()
         key = ("summary", s.start, s.end, repr(common))
-        if key not in self._results:
-            self._results[key] = self.source.summary(s.start, s.end, **common)
-        both = self._results[key]
+        both = self._remembered(key, lambda: self.source.summary(s.start, s.end, **common))
         current = both[both["period"] == s.start]
         previous = both[both["period"] != s.start]
         if current.empty:

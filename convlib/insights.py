@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from convlib.contract import BREAKDOWNS, ContractError, parse_breakdown
+from convlib.contract import ContractError, parse_breakdown
 from convlib.periods import parse_date, previous_period
 from convlib.source import Filters, Source, open_source
 
@@ -504,7 +504,9 @@ def _cmd_insights(args: argparse.Namespace) -> int:
     source = open_source(args.source, source_tz=args.source_tz)
     if args.format not in ("json", "table"):
         raise ContractError(f"unknown format {args.format!r}: use json or table")
-    filters = {d: getattr(args, d) for d in BREAKDOWNS if getattr(args, d)}
+    from convlib.cli import _emit, _filters
+
+    filters = _filters(args)
     found = insights(
         source, args.start, args.end, breakdown=args.breakdown, filters=filters,
         window=args.window, tz=args.tz, benchmark=args.benchmark,
@@ -513,7 +515,5 @@ def _cmd_insights(args: argparse.Namespace) -> int:
         text = json.dumps(found, indent=2, default=str) + "\n"
     else:
         text = "\n".join(f"- {line}" for line in sentences(found, limit=50)) + "\n"
-    from convlib.cli import _emit
-
     _emit(text, args.output)
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import os
 import warnings
 from collections.abc import Iterable, Mapping
@@ -90,6 +89,8 @@ class Source:
         self._loaded = {"messages": messages, "conversions": conversions}
         self._plans: dict[tuple[Any, ...], BucketPlan] = {}
         self._slot_tables: dict[int, ir.Table] = {}
+        self._slot_lengths: dict[tuple[str, int, int], int] = {}
+        self._dimension_values: dict[str, list[str]] = {}
         self._tables: dict[int, tuple[ir.Table, ir.Table]] = {}
         self._quality: dict[str, dict[str, dict[str, int]]] = {}
 
@@ -151,10 +152,6 @@ class Source:
             frame = self.con.execute(self.messages.select(dimension).distinct())
             self._dimension_values[dimension] = sorted(str(v) for v in frame[dimension])
         return list(self._dimension_values[dimension])
-
-    @cached_property
-    def _dimension_values(self) -> dict[str, list[str]]:
-        return {}
 
     # -- questions -----------------------------------------------------------------------------
     def metrics(
@@ -250,12 +247,14 @@ class Source:
         frame = frame[keys + columns + ecdf]
         return frame.sort_values(keys).reset_index(drop=True) if keys else frame
 
-    @functools.cache  # noqa: B019  (a Source lives as long as its cached tables anyway)
     def _slot_length(self, zone: ZoneInfo, first_year: int, last_year: int) -> int:
         """The slot length for a zone over whole calendar years (the offsets seldom change)."""
-        lo_us = local_midnight_us(dt.date(first_year, 1, 1), zone)
-        hi_us = local_midnight_us(dt.date(last_year + 1, 1, 1), zone)
-        return slot_length_us(zone, lo_us, hi_us)
+        key = (zone.key, first_year, last_year)
+        if key not in self._slot_lengths:
+            lo_us = local_midnight_us(dt.date(first_year, 1, 1), zone)
+            hi_us = local_midnight_us(dt.date(last_year + 1, 1, 1), zone)
+            self._slot_lengths[key] = slot_length_us(zone, lo_us, hi_us)
+        return self._slot_lengths[key]
 
     def _slot_table(self, plan: BucketPlan) -> ir.Table:
         """The plan's slot-to-period map as an engine table, registered once per plan."""
